@@ -1,0 +1,51 @@
+"""The ``coreos-infra`` command: a front door for the coreos-installer and butane compatible tools.
+
+Each area registers its sub-commands from its own module ``coreos_infra.cli.<area>`` through a
+``register(subparsers)`` function; the handler set with ``set_defaults(func=...)`` returns an exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from coreos_infra import __version__
+from coreos_infra.errors import CoreosInfraError
+from coreos_infra.log import setup_logging
+
+AREAS = ("butane",)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="coreos-infra",
+        description="Fedora CoreOS image factory: butane, ISO, PXE and disk image tools.",
+    )
+    parser.add_argument("--version", action="version", version=f"coreos-infra {__version__}")
+    parser.add_argument("--debug", action="store_true", help="log every command run and show tracebacks")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for area in AREAS:
+        importlib.import_module(f"coreos_infra.cli.{area}").register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    setup_logging(debug=args.debug)
+    try:
+        return int(args.func(args))
+    except CoreosInfraError as e:
+        if args.debug:
+            raise
+        print(f"Error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("Interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""Filesystem helpers: atomic outputs, fast copies, hashing."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from coreos_infra.errors import CoreosInfraError
+
+CHUNK = 1 << 20
+
+
+@contextlib.contextmanager
+def atomic_output(path: Path, *, overwrite: bool = True, mode: int = 0o644) -> Iterator[BinaryIO]:
+    """Open a temporary file next to ``path``; rename it over ``path`` only if the block succeeds.
+
+    On any exception the temporary file is removed and ``path`` is untouched.
+    """
+    path = Path(path)
+    if not overwrite and path.exists():
+        raise CoreosInfraError(f"{path}: refusing to overwrite an existing file")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w+b") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        if not overwrite:
+            # link() fails if the target appeared meanwhile: never clobber.
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                raise CoreosInfraError(f"{path}: refusing to overwrite an existing file") from None
+            os.unlink(tmp)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_atomic(path: Path, data: bytes, *, mode: int = 0o644, overwrite: bool = True) -> None:
+    """Write ``data`` to ``path`` atomically."""
+    with atomic_output(path, mode=mode, overwrite=overwrite) as f:
+        f.write(data)
+
+
+def copy_file_fast(src: BinaryIO, dst: BinaryIO) -> None:
+    """Copy all of ``src`` to ``dst`` with copy_file_range (reflink or in-kernel copy) when possible.
+
+    Holes in ``src`` stay holes where the filesystem supports SEEK_DATA/SEEK_HOLE.
+    """
+    src_fd, dst_fd = src.fileno(), dst.fileno()
+    size = os.fstat(src_fd).st_size
+    offset = 0
+    try:
+        while offset < size:
+            try:
+                data = os.lseek(src_fd, offset, os.SEEK_DATA)
+            except OSError:  # ENXIO: only a hole remains
+                break
+            hole = os.lseek(src_fd, data, os.SEEK_HOLE)
+            pos = data
+            while pos < hole:
+                n = os.copy_file_range(src_fd, dst_fd, hole - pos, pos, pos)
+                if n == 0:
+                    break
+                pos += n
+            offset = hole
+        os.ftruncate(dst_fd, size)
+    except OSError:
+        src.seek(0)
+        dst.seek(0)
+        dst.truncate(0)
+        while chunk := src.read(CHUNK):
+            dst.write(chunk)
+
+
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file, streamed."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
