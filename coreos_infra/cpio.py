@@ -50,12 +50,12 @@ class Entry:
     nlink: int = 1
 
     @classmethod
-    def file(cls, name: str, data: bytes, mode: int = 0o644, **kw: int) -> Entry:
-        return cls(name, stat.S_IFREG | mode, data, **kw)
+    def file(cls, name: str, data: bytes, mode: int = 0o644, *, uid: int = 0, gid: int = 0) -> Entry:
+        return cls(name, stat.S_IFREG | mode, data, uid=uid, gid=gid)
 
     @classmethod
-    def directory(cls, name: str, mode: int = 0o755, **kw: int) -> Entry:
-        return cls(name, stat.S_IFDIR | mode, nlink=2, **kw)
+    def directory(cls, name: str, mode: int = 0o755, *, uid: int = 0, gid: int = 0) -> Entry:
+        return cls(name, stat.S_IFDIR | mode, uid=uid, gid=gid, nlink=2)
 
     @classmethod
     def symlink(cls, name: str, target: str) -> Entry:
