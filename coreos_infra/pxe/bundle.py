@@ -1,0 +1,151 @@
+"""A PXE bundle on disk: a directory a TFTP/HTTP server can serve as is, plus a tarball of it.
+
+Both carry ``SHA256SUMS`` in ``sha256sum -c`` format. The directory is assembled in a temporary sibling
+and renamed into place, so a server never serves a half-written bundle; the tarball is written through
+:func:`coreos_infra.fsutil.atomic_output`. The tarball is reproducible: sorted members, owner root,
+one fixed mtime, no compression (kernel, initramfs and rootfs are compressed already).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tarfile
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from coreos_infra.errors import CoreosInfraError
+from coreos_infra.fsutil import CHUNK, atomic_output, copy_file_fast
+from coreos_infra.log import progress
+
+SUMS_NAME = "SHA256SUMS"
+
+
+@dataclass(frozen=True)
+class BundleFile:
+    """One file of the bundle: ``name`` is its relative path; content from ``source`` or ``data``."""
+
+    name: str
+    source: Path | None = None
+    data: bytes | None = None
+    mode: int = 0o644
+
+    def __post_init__(self) -> None:
+        if (self.source is None) == (self.data is None):
+            raise ValueError(f"bundle file {self.name}: give exactly one of source and data")
+        parts = self.name.split("/")
+        if self.name.startswith("/") or any(p in ("", ".", "..") for p in parts) or self.name == SUMS_NAME:
+            raise ValueError(f"bad bundle file name {self.name!r}")
+
+
+@dataclass(frozen=True)
+class Bundle:
+    directory: Path
+    tarball: Path | None
+    sha256: dict[str, str]  # bundle-relative name -> hex digest (SHA256SUMS content)
+
+
+def _hash_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _populate(tmp: Path, files: Sequence[BundleFile]) -> dict[str, str]:
+    sums: dict[str, str] = {}
+    for bf in files:
+        if bf.name in sums:
+            raise CoreosInfraError(f"bundle file {bf.name} given twice")
+        dest = tmp / bf.name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if bf.data is not None:
+            fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, bf.mode)
+            with os.fdopen(fd, "wb") as out:
+                out.write(bf.data)
+            sums[bf.name] = hashlib.sha256(bf.data).hexdigest()
+        else:
+            assert bf.source is not None
+            try:
+                with open(bf.source, "rb") as src, open(dest, "xb") as out:
+                    copy_file_fast(src, out)
+            except OSError as e:
+                raise CoreosInfraError(f"{bf.source}: cannot copy into the bundle: {e.strerror}") from e
+            sums[bf.name] = _hash_file(dest)
+        os.chmod(dest, bf.mode)
+    return sums
+
+
+def sums_text(sums: dict[str, str]) -> bytes:
+    return "".join(f"{digest}  {name}\n" for name, digest in sorted(sums.items())).encode()
+
+
+def _swap_into_place(tmp: Path, directory: Path) -> None:
+    old = None
+    if directory.exists() or directory.is_symlink():
+        if not directory.is_dir() or directory.is_symlink():
+            raise CoreosInfraError(f"{directory}: exists and is not a bundle directory")
+        old = Path(tempfile.mkdtemp(prefix=f".{directory.name}.old-", dir=directory.parent))
+        os.rename(directory, old / directory.name)
+    os.rename(tmp, directory)
+    if old is not None:
+        shutil.rmtree(old)
+
+
+def write_tarball(directory: Path, tarball: Path, *, arcname: str | None = None, mtime: int = 0) -> None:
+    """A reproducible uncompressed tar of ``directory``, its members under ``<arcname>/``."""
+    top = arcname or directory.name
+    members = sorted(directory.rglob("*"))
+    total = sum(p.stat().st_size for p in members if p.is_file())
+
+    def info(path: Path) -> tarfile.TarInfo:
+        rel = path.relative_to(directory).as_posix()
+        ti = tarfile.TarInfo(top if rel == "." else f"{top}/{rel}")
+        st = path.stat()
+        ti.mode = st.st_mode & 0o7777
+        ti.uid = ti.gid = 0
+        ti.uname = ti.gname = "root"
+        ti.mtime = mtime
+        if path.is_dir():
+            ti.type = tarfile.DIRTYPE
+        else:
+            ti.size = st.st_size
+        return ti
+
+    with atomic_output(tarball) as f, progress(total, f"tar {tarball.name}") as bar:
+        with tarfile.open(fileobj=f, mode="w", format=tarfile.GNU_FORMAT) as tar:
+            tar.addfile(info(directory))
+            for p in members:
+                ti = info(p)
+                if p.is_dir():
+                    tar.addfile(ti)
+                    continue
+                with open(p, "rb") as src:
+                    tar.addfile(ti, src)
+                bar.update(ti.size)
+
+
+def write_bundle(
+    files: Sequence[BundleFile], directory: Path, *, tarball: Path | None = None, mtime: int = 0
+) -> Bundle:
+    """Write ``files`` plus ``SHA256SUMS`` as ``directory`` (replacing an older bundle) and the tarball."""
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
+    try:
+        os.chmod(tmp, 0o755)
+        sums = _populate(tmp, files)
+        (tmp / SUMS_NAME).write_bytes(sums_text(sums))
+        for d in sorted(p for p in tmp.rglob("*") if p.is_dir()):
+            os.chmod(d, 0o755)
+        if tarball is not None:
+            write_tarball(tmp, Path(tarball), arcname=directory.name, mtime=mtime)
+        _swap_into_place(tmp, directory)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return Bundle(directory=directory, tarball=Path(tarball) if tarball else None, sha256=sums)

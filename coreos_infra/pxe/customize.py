@@ -1,0 +1,104 @@
+"""``pxe customize``: a live initramfs with a customization archive appended (coreos-installer compatible).
+
+The input initramfs is copied verbatim and the §1.2 xz archive built by :mod:`coreos_infra.customize`
+(live ``config.ign``, installer configs, hooks, network keyfiles) is appended right after it, with no
+padding — even when there is nothing to customize (a trailer-only archive), as coreos-installer does.
+Before that the input is read across all its archives (an FCOS initramfs is an early-microcode cpio,
+the zstd dracut archive and the gzip live-build archive): it must carry the live stamp
+``etc/coreos-live-initramfs`` and no earlier customization; ``etc/coreos/features.json`` says what the
+OS supports.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from coreos_infra.cpio import initrd_to_bytes
+from coreos_infra.customize import CustomizeError, CustomizeOptions, CustomizeResult, Features, customize
+from coreos_infra.errors import InputError, Location
+from coreos_infra.fsutil import atomic_output
+from coreos_infra.pxe.wrap import (
+    FEATURES_PATH,
+    IGNITION_PATH,
+    LIVE_STAMP_PATH,
+    NETWORK_GLOB,
+    read_members,
+)
+
+KARGS_NOTICE = (
+    "PXE configuration must include kernel arguments:\n\tignition.firstboot ignition.platform.id=metal"
+)
+REQUIRED_KARGS = ("ignition.firstboot", "ignition.platform.id=metal")
+
+
+@dataclass(frozen=True)
+class PxeCustomization:
+    """The archive to append and what the customization printed/decided."""
+
+    archive: bytes
+    result: CustomizeResult
+    notices: tuple[str, ...]  # everything coreos-installer prints to stderr, in order
+
+    @property
+    def needs_ignition_kargs(self) -> bool:
+        return self.result.live_config is not None
+
+
+def plan_customization(initramfs: bytes, opts: CustomizeOptions, *, source: str) -> PxeCustomization:
+    """Check ``initramfs`` is a pristine CoreOS live initramfs and build the archive for ``opts``."""
+    members = read_members(
+        initramfs, [LIVE_STAMP_PATH, FEATURES_PATH, IGNITION_PATH, NETWORK_GLOB], source=source
+    )
+    if LIVE_STAMP_PATH not in members:
+        raise CustomizeError(f"{source}: not a CoreOS live initramfs image")
+    if IGNITION_PATH in members or any(k != LIVE_STAMP_PATH and k != FEATURES_PATH for k in members):
+        raise CustomizeError(f"{source}: input is already customized")
+    features = Features()
+    if FEATURES_PATH in members:
+        features = Features.parse(members[FEATURES_PATH], f"{source}:/{FEATURES_PATH}")
+    result = customize(opts, features, flavor="pxe")
+    notices = [*result.warnings, *result.messages]
+    if result.live_config is not None:
+        notices.append(KARGS_NOTICE)
+    return PxeCustomization(initrd_to_bytes(result.initrd), result, tuple(notices))
+
+
+def _read_input(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise InputError(f"opening initramfs: {e.strerror}", Location(file=str(path))) from e
+
+
+def customize_initramfs_bytes(
+    initramfs: bytes, opts: CustomizeOptions, *, source: str
+) -> tuple[bytes, PxeCustomization]:
+    """The customized initramfs (input + appended archive) and the plan."""
+    plan = plan_customization(initramfs, opts, source=source)
+    return initramfs + plan.archive, plan
+
+
+def customize_initramfs(
+    initramfs: Path, output: Path | None, opts: CustomizeOptions, *, overwrite: bool = False,
+    stdout: BinaryIO | None = None,
+) -> PxeCustomization:  # fmt: skip
+    """``pxe customize -o OUTPUT INITRAMFS``; ``output`` None writes to ``stdout`` (default sys.stdout).
+
+    The output appears atomically and, like coreos-installer, never replaces an existing file unless
+    ``overwrite``.
+    """
+    data = _read_input(initramfs)
+    plan = plan_customization(data, opts, source=str(initramfs))
+    if output is None:
+        out = stdout if stdout is not None else sys.stdout.buffer
+        out.write(data)
+        out.write(plan.archive)
+        out.flush()
+    else:
+        with atomic_output(output, overwrite=overwrite) as f:
+            f.write(data)
+            f.write(plan.archive)
+    return plan
