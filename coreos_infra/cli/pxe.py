@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import BinaryIO
 
+from coreos_infra.cli.iso import add_customize_options
 from coreos_infra.customize import CustomizeOptions
 from coreos_infra.errors import CoreosInfraError, InputError, Location
 from coreos_infra.fsutil import write_atomic
@@ -106,78 +107,6 @@ def cmd_customize(args: argparse.Namespace) -> int:
     for line in plan.notices:
         print(line, file=sys.stderr)
     return 0
-
-
-def add_customize_options(p: argparse.ArgumentParser) -> None:
-    """The options ``iso customize`` and ``pxe customize`` share (coreos-installer's names and help)."""
-    path, arg = "PATH", "ARG"
-    p.add_argument(
-        "--dest-ignition",
-        action="append",
-        default=[],
-        metavar=path,
-        help="Ignition config fragment for dest sys: automatically run installer and merge it "
-        "into the config for the destination system",
-    )
-    p.add_argument(
-        "--dest-device",
-        metavar=path,
-        help="install destination device: automatically run installer, overwriting this device "
-        "without confirmation",
-    )
-    p.add_argument(
-        "--dest-console",
-        action="append",
-        default=[],
-        metavar="SPEC",
-        help="kernel and bootloader console for dest (e.g. ttyS0,115200n8)",
-    )
-    p.add_argument(
-        "--dest-karg-append",
-        action="append",
-        default=[],
-        metavar=arg,
-        help="destination kernel argument to append",
-    )
-    p.add_argument(
-        "--dest-karg-delete",
-        action="append",
-        default=[],
-        metavar=arg,
-        help="destination kernel argument to delete",
-    )
-    p.add_argument(
-        "--network-keyfile",
-        action="append",
-        default=[],
-        metavar=path,
-        help="NetworkManager keyfile for live & dest",
-    )
-    p.add_argument(
-        "--network-nmstate",
-        action="append",
-        default=[],
-        metavar=path,
-        help="nmstate file for live & dest (converted to keyfiles with nmstatectl)",
-    )
-    p.add_argument(
-        "--ignition-ca",
-        action="append",
-        default=[],
-        metavar=path,
-        help="CA certificate bundle (PEM) for Ignition: trusted in live and, with a dest config, in dest",
-    )
-    p.add_argument(
-        "--pre-install", action="append", default=[], metavar=path, help="script to run before installation"
-    )
-    p.add_argument(
-        "--post-install", action="append", default=[], metavar=path, help="script to run after installation"
-    )
-    p.add_argument(
-        "--installer-config", action="append", default=[], metavar=path, help="installer config file (YAML)"
-    )
-    p.add_argument("--live-ignition", action="append", default=[], metavar=path,
-                   help="Ignition config fragment for live env, merged into the live config")  # fmt: skip
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -1,0 +1,100 @@
+"""`coreos-infra pxe ...`: coreos-installer compatible commands, flags and messages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from test_pxe import CONFIG_A, FIXTURES, fcos_like_initramfs
+
+from coreos_infra import cli
+from coreos_infra.cpio import read_initrd
+
+
+@pytest.fixture(autouse=True)
+def only_pxe(monkeypatch: pytest.MonkeyPatch) -> None:
+    # other areas are developed in parallel; the pxe commands must work on their own
+    monkeypatch.setattr(cli, "AREAS", ("pxe",))
+
+
+def test_ignition_wrap_unwrap_via_files_and_stdio(
+    tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = tmp_path / "config.ign"
+    cfg.write_bytes(CONFIG_A)
+    out = tmp_path / "ign.img"
+    assert cli.main(["pxe", "ignition", "wrap", "-i", str(cfg), "-o", str(out)]) == 0
+    assert read_initrd(out.read_bytes()) == {"config.ign": CONFIG_A}
+    assert cli.main(["pxe", "ignition", "wrap", "-i", str(cfg)]) == 0
+    assert capsysbinary.readouterr().out == out.read_bytes()
+    assert cli.main(["pxe", "ignition", "unwrap", str(out)]) == 0
+    assert capsysbinary.readouterr().out == CONFIG_A
+
+    class FakeStdin:
+        buffer = type("B", (), {"read": staticmethod(lambda: fcos_like_initramfs() + out.read_bytes())})()
+
+    monkeypatch.setattr("sys.stdin", FakeStdin())
+    assert cli.main(["pxe", "ignition", "unwrap"]) == 0
+    assert capsysbinary.readouterr().out == CONFIG_A
+
+
+def test_unwrap_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    img = tmp_path / "i.img"
+    img.write_bytes(fcos_like_initramfs())
+    assert cli.main(["pxe", "ignition", "unwrap", str(img)]) == 1
+    assert "couldn't find Ignition config in archive" in capsys.readouterr().err
+    assert cli.main(["pxe", "ignition", "unwrap", str(tmp_path / "nope")]) == 1
+    assert "nope" in capsys.readouterr().err
+    trav = FIXTURES / "initrd" / "traversal-relative.img"
+    assert cli.main(["pxe", "network", "unwrap", str(trav)]) == 1
+    assert "escapes the archive root" in capsys.readouterr().err
+
+
+def test_refuses_binary_to_terminal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("sys.stdout.isatty", lambda: True)
+    cfg = tmp_path / "c.ign"
+    cfg.write_bytes(b"{}")
+    assert cli.main(["pxe", "ignition", "wrap", "-i", str(cfg)]) == 1
+    assert "Refusing to write binary data to terminal" in capsys.readouterr().err
+
+
+def test_network_wrap_unwrap(tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    kf = FIXTURES / "customize" / "installer-test.nmconnection"
+    out = tmp_path / "net.img"
+    assert cli.main(["pxe", "network", "wrap", "-k", str(kf), "-o", str(out)]) == 0
+    assert cli.main(["pxe", "network", "unwrap", str(out)]) == 0
+    assert (
+        capsysbinary.readouterr().out
+        == b"########## installer-test.nmconnection ##########\n" + kf.read_bytes()
+    )
+    assert cli.main(["pxe", "network", "unwrap", "-C", str(tmp_path / "d"), str(out)]) == 0
+    assert capsysbinary.readouterr().out == f"{tmp_path / 'd' / 'installer-test.nmconnection'}\n".encode()
+    assert (tmp_path / "d" / "installer-test.nmconnection").read_bytes() == kf.read_bytes()
+
+
+def test_customize_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "initramfs.img"
+    src.write_bytes(fcos_like_initramfs())
+    out = tmp_path / "custom.img"
+    cust = FIXTURES / "customize"
+    argv = ["pxe", "customize", "--dest-device", "/dev/vda", "--dest-ignition", str(cust / "dest-2.ign"),
+            "--pre-install", str(cust / "install-1.conf"), "-o", str(out), str(src)]  # fmt: skip
+    assert cli.main(argv) == 0
+    err = capsys.readouterr().err
+    assert "Boot media will automatically install to /dev/vda without confirmation." in err
+    assert (
+        "PXE configuration must include kernel arguments:\n\tignition.firstboot ignition.platform.id=metal"
+        in err
+    )
+    members = read_initrd(out.read_bytes(), "config.ign")
+    assert b"/usr/local/bin/pre-install-install-1.conf" in members["config.ign"]
+    # a second run refuses to overwrite, a customized input is refused
+    assert cli.main(argv) == 1
+    assert "refusing to overwrite" in capsys.readouterr().err
+    assert cli.main(["pxe", "customize", "-o", str(tmp_path / "again.img"), str(out)]) == 1
+    assert "input is already customized" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        cli.main(["pxe", "customize", str(src)])  # -o is required
+    assert e.value.code == 2
