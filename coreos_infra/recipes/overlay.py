@@ -1,0 +1,201 @@
+"""Service overlays: ``overlays/<name>/`` with ``overlay.yaml``, a Butane Jinja2 template, files, checks.
+
+Layout of an overlay directory:
+
+``overlay.yaml``
+    ``description``, ``roles`` (site host roles that pull the overlay in automatically) and
+    ``variables: {NAME: {type, default, doc, required}}``. Types: ``str``, ``int``, ``bool``, ``list``,
+    ``map``, ``image`` (a fully qualified, tag-pinned container image) and ``any``.
+``butane.yaml.j2``
+    A Butane fragment (fcos) rendered with Jinja2 (``StrictUndefined``: every name must exist). The
+    context is ``site``, ``host`` (None for a site-wide image), ``target``, ``vars`` (the overlay's
+    variables after defaults, recipe and site values), ``build`` (``id``, ``site``, ``host``,
+    ``target``) and ``facts`` (derived values, see :mod:`coreos_infra.recipes.render`). The function
+    ``render("name.j2")`` renders another template of the overlay with the same context and ``quote``
+    turns a value into a YAML/JSON double-quoted string.
+``files/``
+    Static files, referenced from the template with ``local: NAME`` (paths are relative to ``files/``).
+``checks.py``
+    pytest-testinfra checks (``def test_...(host)``) that run against any booted host using the overlay.
+"""
+
+from __future__ import annotations
+
+import json
+import traceback
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from coreos_infra.errors import InputError, Location
+from coreos_infra.recipes import checks
+from coreos_infra.recipes.model import ROLES, Overlay, OverlayVar
+from coreos_infra.recipes.yamlsrc import Node, load_yaml
+
+TEMPLATE = "butane.yaml.j2"
+VAR_TYPES = ("str", "int", "bool", "list", "map", "image", "any")
+
+
+def load_overlay(path: Path, display: str) -> Overlay:
+    name = path.name
+    meta_path = path / "overlay.yaml"
+    if not meta_path.is_file():
+        raise InputError("overlay has no overlay.yaml", Location(display))
+    m = load_yaml(meta_path, f"{display}/overlay.yaml").mapping(("description", "roles", "variables"))
+    description = m.require("description").str()
+    roles: tuple[str, ...] = ()
+    if (r := m.get("roles")) is not None:
+        for item in r.list():
+            if item.str() not in ROLES:
+                raise item.error(f"unknown role {item.str()!r}", hint=f"roles: {', '.join(ROLES)}")
+            roles += (item.str(),)
+    variables = []
+    if (v := m.get("variables")) is not None:
+        vm = v.mapping()
+        for var_name in vm:
+            variables.append(_variable(var_name, vm.key_node(var_name), vm.items[var_name][1]))
+    template = path / TEMPLATE
+    if not template.is_file():
+        raise InputError(f"overlay has no {TEMPLATE}", Location(display))
+    check_file = path / "checks.py"
+    return Overlay(
+        name=name,
+        path=path,
+        description=description,
+        variables=tuple(variables),
+        template=template,
+        checks=check_file if check_file.is_file() else None,
+        roles=roles,
+    )
+
+
+def _variable(name: str, key: Node, node: Node) -> OverlayVar:
+    if not name.isidentifier():
+        raise key.error("variable names must be identifiers (letters, digits, _)")
+    m = node.mapping(("type", "default", "doc", "required"))
+    vtype = "any"
+    if (t := m.get("type")) is not None:
+        vtype = t.str()
+        if vtype not in VAR_TYPES:
+            raise t.error(f"unknown variable type {vtype!r}", hint=f"types: {', '.join(VAR_TYPES)}")
+    doc = m.require("doc").str()
+    required = m.require("required").bool() if "required" in m else False
+    default: Any = None
+    if (d := m.get("default")) is not None:
+        default = convert_var(vtype, d)
+    elif not required:
+        raise node.error("a variable needs a default or required: true", path=node.child_path("default"))
+    return OverlayVar(name=name, type=vtype, default=default, doc=doc, required=required)
+
+
+def convert_var(vtype: str, node: Node) -> Any:
+    """Check one variable value against its declared type and return it as plain data."""
+    if vtype == "str":
+        return node.str()
+    if vtype == "int":
+        return node.int()
+    if vtype == "bool":
+        return node.bool()
+    if vtype == "image":
+        return checks.image(node)
+    if vtype == "list":
+        if not node.is_list:
+            raise node.error(f"expected a list, got {node.kind()}")
+        return node.plain()
+    if vtype == "map":
+        if not node.is_mapping:
+            raise node.error(f"expected a mapping, got {node.kind()}")
+        node.mapping()  # duplicate keys
+        return node.plain()
+    return node.plain()
+
+
+def check_overlay_vars(overlay: Overlay, node: Node) -> tuple[tuple[str, Any], ...]:
+    """Validate ``{var: value}`` given to ``overlay`` (by a recipe or a site); unknown names are errors."""
+    names = tuple(v.name for v in overlay.variables)
+    m = node.mapping()
+    out = []
+    for key in m:
+        var = overlay.var(key)
+        if var is None:
+            raise m.key_node(key).error(
+                f"unknown variable for overlay {overlay.name}",
+                hint=f"variables: {', '.join(names)}" if names else "this overlay has no variables",
+            )
+        out.append((key, convert_var(var.type, m.require(key))))
+    return tuple(out)
+
+
+def resolve_vars(overlay: Overlay, *layers: tuple[tuple[str, Any], ...], where: str) -> dict[str, Any]:
+    """Defaults, then each layer in order (later wins); a required variable nobody set is an error."""
+    values: dict[str, Any] = {v.name: v.default for v in overlay.variables}
+    for layer in layers:
+        values.update(dict(layer))
+    for v in overlay.variables:
+        if v.required and values.get(v.name) is None:
+            raise InputError(
+                f"overlay {overlay.name}: required variable {v.name!r} is not set ({v.doc})",
+                Location(where),
+                hint=f"set it under overlays: [{{name: {overlay.name}, vars: {{{v.name}: ...}}}}]",
+            )
+    return values
+
+
+def _quote(value: Any) -> str:
+    return json.dumps(value if isinstance(value, str) else str(value), ensure_ascii=False)
+
+
+def render_template(overlay: Overlay, display_dir: str, context: Mapping[str, Any]) -> str:
+    """Render the overlay's Butane template; template errors carry the template's file and line."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(overlay.path)),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+    )
+    env.filters["quote"] = _quote
+
+    def render(name: str, **extra: Any) -> str:
+        return env.get_template(name).render({**context, **extra})
+
+    env.globals["render"] = render
+    try:
+        return env.get_template(TEMPLATE).render(context)
+    except jinja2.TemplateSyntaxError as e:
+        where = Location(f"{display_dir}/{e.name or TEMPLATE}", None, e.lineno)
+        raise InputError(f"template syntax error: {e.message}", where) from None
+    except jinja2.TemplateNotFound as e:
+        raise InputError(f"template not found: {e.name}", Location(f"{display_dir}/{TEMPLATE}")) from None
+    except jinja2.UndefinedError as e:
+        raise InputError(
+            f"undefined template variable: {e.message}", _template_location(e, overlay, display_dir)
+        ) from None
+    except InputError:
+        raise
+    except Exception as e:  # a filter or test failing on a value
+        raise InputError(
+            f"template error: {type(e).__name__}: {e}", _template_location(e, overlay, display_dir)
+        ) from None
+
+
+def _template_location(exc: BaseException, overlay: Overlay, display_dir: str) -> Location:
+    """Find the innermost traceback frame inside one of the overlay's templates (Jinja2 rewrites them)."""
+    root = str(overlay.path)
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        if frame.filename.startswith(root + "/"):
+            rel = frame.filename[len(root) + 1 :]
+            return Location(f"{display_dir}/{rel}", None, frame.lineno)
+    return Location(f"{display_dir}/{TEMPLATE}")
+
+
+def overlay_files(overlay: Overlay) -> list[Path]:
+    """Every file that belongs to the overlay (for the build identity), sorted."""
+    out = []
+    for p in sorted(overlay.path.rglob("*")):
+        if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc":
+            out.append(p)
+    return out
