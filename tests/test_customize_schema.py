@@ -36,7 +36,9 @@ def derive(schema: dict[str, Any]) -> dict[str, tuple[tuple[str, str, str], ...]
     def value_type(prop: dict[str, Any], hint: str) -> tuple[str, bool]:
         if "$ref" in prop:
             name, target = _resolve(schema, prop["$ref"])
-            return object_type(name, target), False
+            if target.get("type") == "object" or "allOf" in target or "properties" in target:
+                return object_type(name, target), False
+            return value_type(target, name)
         t = prop.get("type")
         nullable = isinstance(t, list) and "null" in t
         if isinstance(t, list):

@@ -185,7 +185,7 @@ FIELDS: dict[str, dict[str, tuple[tuple[str, str, str], ...]]] = {
             ("passwordHash", "N", "string"),
             ("system", "N", "boolean"),
         ),
-        "httpHeaders": (),
+        "httpHeadersItem": (("name", "R", "string"), ("value", "N", "string")),
         "ignition": (
             ("config", "O", "@ignition-config"),
             ("proxy", "O", "@proxy"),
@@ -229,7 +229,7 @@ FIELDS: dict[str, dict[str, tuple[tuple[str, str, str], ...]]] = {
         ),
         "resource": (
             ("compression", "N", "string"),
-            ("httpHeaders", "O", "@httpHeaders"),
+            ("httpHeaders", "O", "[@httpHeadersItem]"),
             ("source", "N", "string"),
             ("verification", "O", "@verification"),
         ),
@@ -319,7 +319,7 @@ FIELDS: dict[str, dict[str, tuple[tuple[str, str, str], ...]]] = {
             ("shouldExist", "N", "boolean"),
             ("system", "N", "boolean"),
         ),
-        "httpHeaders": (),
+        "httpHeadersItem": (("name", "R", "string"), ("value", "N", "string")),
         "ignition": (
             ("config", "O", "@ignition-config"),
             ("proxy", "O", "@proxy"),
@@ -385,7 +385,7 @@ FIELDS: dict[str, dict[str, tuple[tuple[str, str, str], ...]]] = {
         ),
         "resource": (
             ("compression", "N", "string"),
-            ("httpHeaders", "O", "@httpHeaders"),
+            ("httpHeaders", "O", "[@httpHeadersItem]"),
             ("source", "N", "string"),
             ("verification", "O", "@verification"),
         ),
@@ -490,7 +490,7 @@ FIELDS: dict[str, dict[str, tuple[tuple[str, str, str], ...]]] = {
             ("shouldExist", "N", "boolean"),
             ("system", "N", "boolean"),
         ),
-        "httpHeaders": (),
+        "httpHeadersItem": (("name", "R", "string"), ("value", "N", "string")),
         "ignition": (
             ("config", "O", "@ignition-config"),
             ("proxy", "O", "@proxy"),
@@ -499,11 +499,7 @@ FIELDS: dict[str, dict[str, tuple[tuple[str, str, str], ...]]] = {
             ("version", "O", "string"),
         ),
         "ignition-config": (("merge", "O", "[@resource]"), ("replace", "O", "@resource")),
-        "kernelArgument": (),
-        "kernelArguments": (
-            ("shouldExist", "O", "[@kernelArgument]"),
-            ("shouldNotExist", "O", "[@kernelArgument]"),
-        ),
+        "kernelArguments": (("shouldExist", "O", "[string]"), ("shouldNotExist", "O", "[string]")),
         "link": (
             ("group", "O", "@link.group"),
             ("hard", "N", "boolean"),
@@ -550,7 +546,7 @@ FIELDS: dict[str, dict[str, tuple[tuple[str, str, str], ...]]] = {
         ),
         "resource": (
             ("compression", "N", "string"),
-            ("httpHeaders", "O", "@httpHeaders"),
+            ("httpHeaders", "O", "[@httpHeadersItem]"),
             ("source", "N", "string"),
             ("verification", "O", "@verification"),
         ),
@@ -655,7 +651,7 @@ FIELDS: dict[str, dict[str, tuple[tuple[str, str, str], ...]]] = {
             ("shouldExist", "N", "boolean"),
             ("system", "N", "boolean"),
         ),
-        "httpHeaders": (),
+        "httpHeadersItem": (("name", "R", "string"), ("value", "N", "string")),
         "ignition": (
             ("config", "O", "@ignition-config"),
             ("proxy", "O", "@proxy"),
@@ -664,11 +660,7 @@ FIELDS: dict[str, dict[str, tuple[tuple[str, str, str], ...]]] = {
             ("version", "R", "string"),
         ),
         "ignition-config": (("merge", "O", "[@resource]"), ("replace", "O", "@resource")),
-        "kernelArgument": (),
-        "kernelArguments": (
-            ("shouldExist", "O", "[@kernelArgument]"),
-            ("shouldNotExist", "O", "[@kernelArgument]"),
-        ),
+        "kernelArguments": (("shouldExist", "O", "[string]"), ("shouldNotExist", "O", "[string]")),
         "link": (
             ("group", "O", "@link.group"),
             ("hard", "N", "boolean"),
@@ -713,7 +705,7 @@ FIELDS: dict[str, dict[str, tuple[tuple[str, str, str], ...]]] = {
         ),
         "resource": (
             ("compression", "N", "string"),
-            ("httpHeaders", "O", "@httpHeaders"),
+            ("httpHeaders", "O", "[@httpHeadersItem]"),
             ("source", "N", "string"),
             ("verification", "O", "@verification"),
         ),
@@ -819,7 +811,7 @@ FIELDS: dict[str, dict[str, tuple[tuple[str, str, str], ...]]] = {
             ("shouldExist", "N", "boolean"),
             ("system", "N", "boolean"),
         ),
-        "httpHeaders": (),
+        "httpHeadersItem": (("name", "R", "string"), ("value", "N", "string")),
         "ignition": (
             ("config", "O", "@ignition-config"),
             ("proxy", "O", "@proxy"),
@@ -828,11 +820,7 @@ FIELDS: dict[str, dict[str, tuple[tuple[str, str, str], ...]]] = {
             ("version", "R", "string"),
         ),
         "ignition-config": (("merge", "O", "[@resource]"), ("replace", "O", "@resource")),
-        "kernelArgument": (),
-        "kernelArguments": (
-            ("shouldExist", "O", "[@kernelArgument]"),
-            ("shouldNotExist", "O", "[@kernelArgument]"),
-        ),
+        "kernelArguments": (("shouldExist", "O", "[string]"), ("shouldNotExist", "O", "[string]")),
         "link": (
             ("group", "O", "@link.group"),
             ("hard", "N", "boolean"),
@@ -878,7 +866,7 @@ FIELDS: dict[str, dict[str, tuple[tuple[str, str, str], ...]]] = {
         ),
         "resource": (
             ("compression", "N", "string"),
-            ("httpHeaders", "O", "@httpHeaders"),
+            ("httpHeaders", "O", "[@httpHeadersItem]"),
             ("source", "N", "string"),
             ("verification", "O", "@verification"),
         ),
@@ -984,7 +972,7 @@ FIELDS: dict[str, dict[str, tuple[tuple[str, str, str], ...]]] = {
             ("shouldExist", "N", "boolean"),
             ("system", "N", "boolean"),
         ),
-        "httpHeaders": (),
+        "httpHeadersItem": (("name", "R", "string"), ("value", "N", "string")),
         "ignition": (
             ("config", "O", "@ignition-config"),
             ("proxy", "O", "@proxy"),
@@ -993,11 +981,7 @@ FIELDS: dict[str, dict[str, tuple[tuple[str, str, str], ...]]] = {
             ("version", "R", "string"),
         ),
         "ignition-config": (("merge", "O", "[@resource]"), ("replace", "O", "@resource")),
-        "kernelArgument": (),
-        "kernelArguments": (
-            ("shouldExist", "O", "[@kernelArgument]"),
-            ("shouldNotExist", "O", "[@kernelArgument]"),
-        ),
+        "kernelArguments": (("shouldExist", "O", "[string]"), ("shouldNotExist", "O", "[string]")),
         "link": (
             ("group", "O", "@link.group"),
             ("hard", "N", "boolean"),
@@ -1043,7 +1027,7 @@ FIELDS: dict[str, dict[str, tuple[tuple[str, str, str], ...]]] = {
         ),
         "resource": (
             ("compression", "N", "string"),
-            ("httpHeaders", "O", "@httpHeaders"),
+            ("httpHeaders", "O", "[@httpHeadersItem]"),
             ("source", "N", "string"),
             ("verification", "O", "@verification"),
         ),
