@@ -11,12 +11,11 @@ Booleans and integers must be real YAML booleans and integers.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import builtins
 
 import yaml
 from yaml.constructor import SafeConstructor

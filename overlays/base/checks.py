@@ -1,0 +1,68 @@
+"""testinfra checks for the base overlay; run against any booted host built with it.
+
+Facts about the build come from the host itself (/etc/coreos-infra/build.json, written by this overlay).
+"""
+
+import json
+
+
+def facts(host):
+    return json.loads(host.file("/etc/coreos-infra/build.json").content_string)
+
+
+def test_build_json_present(host):
+    f = facts(host)
+    assert len(f["build_id"]) == 64
+    assert "base" in f["overlays"]
+
+
+def test_system_running(host):
+    state = host.run("systemctl is-system-running --wait").stdout.strip()
+    assert state == "running", host.run("systemctl --failed --no-legend").stdout
+
+
+def test_hostname(host):
+    f = facts(host)
+    if f["host"] is not None:
+        assert host.run("hostname").stdout.strip().split(".")[0] == f["host"]["name"]
+
+
+def test_no_password_set(host):
+    # No account may have a usable password unless the site set a hash explicitly (none do by default).
+    shadow = host.run("sudo getent shadow").stdout
+    for line in shadow.splitlines():
+        user, pw = line.split(":")[:2]
+        assert not pw.startswith("$"), f"{user} has a password hash"
+
+
+def test_core_ssh_key_installed(host):
+    keys = host.file("/home/core/.ssh/authorized_keys.d/ignition")
+    assert keys.exists
+    assert "ssh-" in keys.content_string or "ecdsa-" in keys.content_string
+
+
+def test_zincati_strategy(host):
+    f = facts(host)
+    conf = host.file("/etc/zincati/config.d/55-updates-strategy.toml")
+    assert conf.exists
+    assert f'strategy = "{f["update_strategy"]}"' in conf.content_string
+    if f["update_strategy"] == "periodic":
+        assert "[[updates.periodic.window]]" in conf.content_string
+
+
+def test_timezone_link(host):
+    assert host.file("/etc/localtime").is_symlink
+    assert "/usr/share/zoneinfo/" in host.file("/etc/localtime").linked_to
+
+
+def test_journald_limits(host):
+    assert "SystemMaxUse=" in host.file("/etc/systemd/journald.conf.d/50-coreos-infra.conf").content_string
+
+
+def test_sysctl_applied(host):
+    assert host.run("sysctl -n kernel.panic").stdout.strip() != "0"
+
+
+def test_podman_auto_update_timer(host):
+    if facts(host)["container_auto_update"]:
+        assert host.service("podman-auto-update.timer").is_enabled
