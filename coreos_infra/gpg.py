@@ -1,0 +1,362 @@
+"""OpenPGP signatures with the real GnuPG tools: trusted keyrings, ``gpgv`` verification, throwaway keys.
+
+Verification uses ``gpgv`` against a binary keyring that holds only the keys we trust: the Fedora keys
+shipped in :mod:`coreos_infra.keys` (each checked against its pinned fingerprint) plus any keys the user
+adds for rotation. ``gpgv`` reads every byte of the file it checks, and we accept its answer only when
+every signature in the ``.sig`` is a good signature over a binary document by a trusted primary key.
+
+The throwaway-key helpers (:func:`throwaway_key`, :func:`generate_key`, :func:`sign_detached`) make the
+signed test mirrors; each key lives in its own temporary ``GNUPGHOME`` whose agent is stopped afterwards.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from coreos_infra.errors import CoreosInfraError, InputError, Location, VerificationError
+from coreos_infra.fsutil import write_atomic
+from coreos_infra.keys import PinnedKey, pinned_keys
+from coreos_infra.run import find_binary, run
+
+KEY_SUFFIXES = (".asc", ".gpg", ".pgp", ".pub", ".key")
+THROWAWAY_UID = "coreos-infra throwaway test key <throwaway@coreos-infra.invalid>"
+
+# gpgv status keywords that mean a signature is not acceptable, whatever else was printed.
+_BAD_STATUS = ("BADSIG", "ERRSIG", "NO_PUBKEY", "EXPSIG", "EXPKEYSIG", "REVKEYSIG", "BADARMOR", "NODATA")
+
+
+@dataclass(frozen=True)
+class Keyring:
+    """A binary OpenPGP keyring file for ``gpgv`` and the primary fingerprints it holds."""
+
+    path: Path
+    fingerprints: frozenset[str]
+
+
+@dataclass(frozen=True)
+class SignatureCheck:
+    """What a successful verification found."""
+
+    primary_fingerprint: str  # the trusted primary key
+    signing_fingerprint: str  # the (sub)key that made the signature
+
+
+@contextlib.contextmanager
+def gnupg_home(parent: Path | None = None) -> Iterator[Path]:
+    """A fresh 0700 GnuPG home directory; any agent started in it is stopped and the directory removed."""
+    home = Path(tempfile.mkdtemp(prefix="gnupg-", dir=parent))
+    os.chmod(home, 0o700)
+    try:
+        yield home
+    finally:
+        stop_agent(home)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def stop_agent(home: Path) -> None:
+    """Stop the gpg-agent (and other daemons) of ``home`` if one runs."""
+    if (home / "S.gpg-agent").exists() or any(home.glob("S.*")):
+        gpgconf = shutil.which("gpgconf")
+        if gpgconf:
+            run([gpgconf, "--homedir", home, "--kill", "all"], check=False, capture=True, timeout=30)
+
+
+def _gpg(home: Path, *args: str | os.PathLike[str], input: bytes | None = None) -> bytes:
+    gpg = find_binary("gpg", reason="handle OpenPGP keys and signatures")
+    result = run(
+        [gpg, "--batch", "--no-tty", "--quiet", "--homedir", home, *args],
+        capture=True,
+        input=input,
+        timeout=120,
+    )
+    return result.stdout or b""
+
+
+def _primary_fingerprints(colons: bytes) -> list[str]:
+    """Primary key fingerprints from ``--with-colons`` output (the ``fpr`` line right after ``pub``)."""
+    fprs = []
+    expect = False
+    for line in colons.decode(errors="replace").splitlines():
+        fields = line.split(":")
+        if fields[0] in ("pub", "sec"):
+            expect = True
+        elif fields[0] == "fpr" and expect:
+            fprs.append(fields[9].upper())
+            expect = False
+        elif fields[0] in ("sub", "ssb"):
+            expect = False
+    return fprs
+
+
+def key_fingerprints(path: Path) -> list[str]:
+    """Primary fingerprints of the keys in a key file (armored or binary), without trusting anything."""
+    with gnupg_home() as home:
+        try:
+            out = _gpg(home, "--with-colons", "--import-options", "show-only", "--import", path)
+        except CoreosInfraError as e:
+            raise InputError(f"not an OpenPGP key file: {e}", Location(file=str(path))) from None
+    return _primary_fingerprints(out)
+
+
+def key_files(location: Path) -> list[Path]:
+    """The key files in ``location``: the file itself, or the ``*.asc/*.gpg/*.pgp/*.pub/*.key`` in a dir."""
+    if location.is_dir():
+        files = sorted(p for p in location.iterdir() if p.is_file() and p.suffix in KEY_SUFFIXES)
+        if not files:
+            raise InputError(
+                f"no key files ({', '.join(KEY_SUFFIXES)}) in this keyring directory",
+                Location(file=str(location)),
+            )
+        return files
+    if not location.is_file():
+        raise InputError("keyring file or directory does not exist", Location(file=str(location)))
+    return [location]
+
+
+def build_keyring(
+    dest: Path,
+    *,
+    pinned: Sequence[PinnedKey] | None = None,
+    extra: Sequence[Path] = (),
+) -> Keyring:
+    """Write a binary keyring for ``gpgv`` to ``dest`` holding the ``pinned`` and ``extra`` keys.
+
+    ``pinned`` defaults to the Fedora keys shipped in :mod:`coreos_infra.keys`; each must hold exactly
+    the primary key its fingerprint names, with a valid self-signature. ``extra`` are user key files
+    (or directories of them) trusted as they are: this is how a user adds a new Fedora key before the
+    project ships it, or the key of a private mirror.
+    """
+    pins = pinned_keys() if pinned is None else list(pinned)
+    extra_files = [f for location in extra for f in key_files(Path(location))]
+    with gnupg_home() as home:
+        for pin in pins:
+            try:
+                found = _primary_fingerprints(
+                    _gpg(home, "--with-colons", "--import-options", "show-only", "--import", pin.path)
+                )
+            except CoreosInfraError as e:
+                raise VerificationError(f"{pin.path}: cannot read pinned key: {e}") from None
+            if found != [pin.fingerprint]:
+                raise VerificationError(
+                    f"{pin.path}: pinned key file holds {', '.join(found) or 'no key'}, "
+                    f"expected exactly {pin.fingerprint}",
+                    hint="the shipped key file is damaged or was replaced; reinstall coreos-infra",
+                )
+        files = [p.path for p in pins] + extra_files
+        if files:
+            try:
+                _gpg(home, "--import-options", "import-minimal", "--import", *files)
+            except CoreosInfraError as e:
+                raise InputError(
+                    f"cannot import keys: {e}", Location(file=", ".join(map(str, files)))
+                ) from None
+        fprs = _primary_fingerprints(_gpg(home, "--with-colons", "--list-keys"))
+        missing = [p.fingerprint for p in pins if p.fingerprint not in fprs]
+        if missing:
+            raise VerificationError(f"pinned keys without a valid self-signature: {', '.join(missing)}")
+        data = _gpg(home, "--export", *fprs) if fprs else b""
+    write_atomic(dest, data)
+    return Keyring(dest, frozenset(fprs))
+
+
+def _dearmor_signature(data: bytes) -> bytes:
+    text = data.decode("ascii", errors="replace")
+    lines = text.splitlines()
+    try:
+        start = next(i for i, line in enumerate(lines) if line.strip() == "-----BEGIN PGP SIGNATURE-----")
+    except StopIteration:
+        raise VerificationError("armored signature has no BEGIN PGP SIGNATURE line") from None
+    i = start + 1
+    while i < len(lines) and lines[i].strip():  # armor headers end at the first empty line
+        i += 1
+    body = []
+    for line in lines[i + 1 :]:
+        line = line.strip()
+        if line.startswith("=") or line.startswith("-----END"):
+            break
+        body.append(line)
+    try:
+        return base64.b64decode("".join(body), validate=True)
+    except ValueError:
+        raise VerificationError("armored signature is not valid base64") from None
+
+
+def check_signature_packets(data: bytes) -> int:
+    """Check that ``data`` (binary or armored) consists only of OpenPGP signature packets; return the count.
+
+    A detached ``.sig`` must not smuggle a literal-data packet (a signed message that would verify
+    without looking at the downloaded file) or anything else.
+    """
+    if data.lstrip().startswith(b"-----BEGIN PGP"):
+        data = _dearmor_signature(data)
+    pos = count = 0
+    while pos < len(data):
+        b0 = data[pos]
+        if not b0 & 0x80:
+            raise VerificationError(f"signature file: not an OpenPGP packet at byte {pos}")
+        if b0 & 0x40:  # new format
+            tag = b0 & 0x3F
+            if pos + 1 >= len(data):
+                raise VerificationError("signature file: truncated packet header")
+            o1 = data[pos + 1]
+            if o1 < 192:
+                length, hdr = o1, 2
+            elif o1 < 224:
+                if pos + 2 >= len(data):
+                    raise VerificationError("signature file: truncated packet header")
+                length, hdr = ((o1 - 192) << 8) + data[pos + 2] + 192, 3
+            elif o1 == 255:
+                length, hdr = int.from_bytes(data[pos + 2 : pos + 6], "big"), 6
+            else:
+                raise VerificationError("signature file: partial-length packets are not allowed here")
+        else:
+            tag = (b0 >> 2) & 0x0F
+            ltype = b0 & 0x03
+            if ltype == 3:
+                raise VerificationError("signature file: indeterminate-length packet")
+            n = 1 << ltype
+            length, hdr = int.from_bytes(data[pos + 1 : pos + 1 + n], "big"), 1 + n
+        if tag != 2:
+            raise VerificationError(
+                f"signature file: unexpected OpenPGP packet type {tag} (only signatures)"
+            )
+        pos += hdr + length
+        if pos > len(data):
+            raise VerificationError("signature file: truncated signature packet")
+        count += 1
+    if count == 0:
+        raise VerificationError("signature file is empty")
+    return count
+
+
+def verify_detached(
+    data: Path, signature: bytes, keyring: Keyring, *, what: str | None = None
+) -> SignatureCheck:
+    """Verify ``signature`` (a detached ``.sig``) over every byte of the file ``data`` with ``gpgv``.
+
+    Raises :class:`VerificationError` naming the file unless every signature in it is good, made over a
+    binary document by a key whose primary fingerprint is in ``keyring``.
+    """
+    name = what or str(data)
+    try:
+        count = check_signature_packets(signature)
+    except VerificationError as e:
+        raise VerificationError(f"{name}: bad signature: {e.message}") from None
+    gpgv = find_binary("gpgv", reason="verify OpenPGP signatures")
+    with gnupg_home() as home:
+        sig_path = home / "detached.sig"
+        sig_path.write_bytes(signature)
+        result = run(
+            [
+                gpgv,
+                "--homedir",
+                home,
+                "--keyring",
+                keyring.path.resolve(),
+                "--status-fd",
+                "1",
+                sig_path,
+                data,
+            ],
+            check=False,
+            capture=True,
+            timeout=3600,
+        )
+    status = [
+        line[len("[GNUPG:] ") :].split()
+        for line in (result.stdout or b"").decode(errors="replace").splitlines()
+        if line.startswith("[GNUPG:] ")
+    ]
+    keywords = [s[0] for s in status if s]
+    bad = [s for s in status if s and s[0] in _BAD_STATUS]
+    valid = [s for s in status if s and s[0] == "VALIDSIG"]
+    if bad or result.returncode != 0 or not valid:
+        if any(s[0] == "NO_PUBKEY" or (s[0] == "ERRSIG" and len(s) > 6 and s[6] == "9") for s in bad):
+            keyid = next((s[1] for s in bad if len(s) > 1), "?")
+            raise VerificationError(
+                f"{name}: signed by key {keyid}, which is not a trusted key",
+                hint="if Fedora rotated its signing key, add the new key with --keyring (see README, "
+                "'Trusted keys')",
+            )
+        if any(s[0] == "BADSIG" for s in bad):
+            raise VerificationError(f"{name}: BAD signature: the file does not match its signature")
+        stderr = (result.stderr or b"").decode(errors="replace").strip()
+        raise VerificationError(f"{name}: signature verification failed: {stderr or ' '.join(keywords)}")
+    if len(valid) != keywords.count("NEWSIG") or len(valid) != count:
+        raise VerificationError(f"{name}: some signatures in the .sig did not verify")
+    primary = signing = ""
+    for s in valid:
+        signing = s[1].upper()
+        primary = (s[10] if len(s) > 10 else s[1]).upper()
+        sig_class = s[9] if len(s) > 9 else "00"
+        if sig_class != "00":
+            raise VerificationError(
+                f"{name}: signature of class {sig_class}, expected a binary document (00)"
+            )
+        if primary not in keyring.fingerprints:
+            raise VerificationError(f"{name}: signed by {primary}, which is not a trusted key")
+    return SignatureCheck(primary, signing)
+
+
+# --- throwaway keys for test mirrors -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    """A secret key in its own GnuPG home, able to make detached signatures."""
+
+    home: Path
+    fingerprint: str
+
+    def sign(self, path: Path, dest: Path | None = None) -> Path:
+        return sign_detached(self.home, self.fingerprint, path, dest=dest)
+
+    def public_key(self, *, armor: bool = True) -> bytes:
+        return export_public_key(self.home, self.fingerprint, armor=armor)
+
+
+def generate_key(home: Path, *, uid: str = THROWAWAY_UID) -> str:
+    """Generate an unprotected ed25519 signing key in ``home`` (created 0700) and return its fingerprint."""
+    home.mkdir(parents=True, exist_ok=True)
+    os.chmod(home, 0o700)
+    _gpg(
+        home, "--pinentry-mode", "loopback", "--passphrase", "",
+        "--quick-generate-key", uid, "ed25519", "sign", "never",
+    )  # fmt: skip
+    fprs = _primary_fingerprints(_gpg(home, "--with-colons", "--list-secret-keys", uid))
+    if not fprs:
+        raise CoreosInfraError(f"gpg did not create a key in {home}")
+    return fprs[-1]
+
+
+def export_public_key(home: Path, fingerprint: str, *, armor: bool = True) -> bytes:
+    """The public key ``fingerprint`` from ``home``, ASCII-armored unless ``armor=False``."""
+    data = _gpg(home, *(["--armor"] if armor else []), "--export", fingerprint)
+    if not data:
+        raise CoreosInfraError(f"no public key {fingerprint} in {home}")
+    return data
+
+
+def sign_detached(home: Path, fingerprint: str, path: Path, *, dest: Path | None = None) -> Path:
+    """Write a binary detached signature of ``path`` (default ``<path>.sig``) atomically; return its path."""
+    dest = dest or path.with_name(path.name + ".sig")
+    sig = _gpg(
+        home, "--pinentry-mode", "loopback", "--passphrase", "", "--local-user", fingerprint,
+        "--detach-sign", "--output", "-", path,
+    )  # fmt: skip
+    write_atomic(dest, sig)
+    return dest
+
+
+@contextlib.contextmanager
+def throwaway_key(parent: Path | None = None, *, uid: str = THROWAWAY_UID) -> Iterator[SigningKey]:
+    """A fresh signing key for the duration of the block (its home and agent are removed afterwards)."""
+    with gnupg_home(parent) as home:
+        yield SigningKey(home, generate_key(home, uid=uid))
