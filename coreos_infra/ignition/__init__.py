@@ -1,0 +1,201 @@
+"""The Ignition config model used across coreos-infra.
+
+Configs are plain ``dict`` objects shaped like Ignition JSON (camelCase keys). This package parses any
+spec 3.0.0–3.6.0 config (:func:`parse`), validates it with Ignition's rules (:func:`validate`), merges child
+configs with Ignition's semantics (:func:`merge`) and serializes compactly or pretty, byte-compatible with
+Butane (:func:`dumps`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from coreos_infra.errors import InputError, Location
+from coreos_infra.ignition.jsonfmt import dumps, go_syntax_error, normalize, offset_to_line_col
+from coreos_infra.ignition.merge import merge, merge_with_origins
+from coreos_infra.ignition.report import (
+    ERROR,
+    INFO,
+    WARNING,
+    Report,
+    format_path,
+    format_reports,
+    has_errors,
+)
+from coreos_infra.ignition.rules import validate as _validate
+from coreos_infra.ignition.types import (
+    BOOL,
+    EXPERIMENTAL_VERSIONS,
+    FIELDS,
+    INT,
+    STR,
+    SUPPORTED_VERSIONS,
+    ListOf,
+    minor,
+)
+
+__all__ = [
+    "ERROR",
+    "INFO",
+    "WARNING",
+    "IgnitionError",
+    "Report",
+    "SUPPORTED_VERSIONS",
+    "append",
+    "dumps",
+    "format_path",
+    "format_reports",
+    "has_errors",
+    "merge",
+    "merge_with_origins",
+    "normalize",
+    "parse",
+    "spec_version",
+    "unknown_keys",
+    "validate",
+]
+
+_SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$")
+
+
+class IgnitionError(InputError):
+    """An Ignition config that cannot be parsed or is invalid."""
+
+    def __init__(
+        self, message: str, location: Location | None = None, *, reports: list[Report] | None = None
+    ) -> None:
+        super().__init__(message, location)
+        self.reports = reports or []
+
+
+def spec_version(config: dict[str, Any]) -> str:
+    """The ``ignition.version`` of a config (``""`` if absent)."""
+    ign = config.get("ignition")
+    if isinstance(ign, dict) and isinstance(ign.get("version"), str):
+        return str(ign["version"])
+    return ""
+
+
+_GO_TYPES = {STR: "string", INT: "int", BOOL: "bool"}
+
+
+def _json_kind(v: Any) -> str:
+    if isinstance(v, bool):
+        return "bool"
+    if isinstance(v, int | float):
+        return "number"
+    if isinstance(v, str):
+        return "string"
+    if isinstance(v, list):
+        return "array"
+    if isinstance(v, dict):
+        return "object"
+    return "null"
+
+
+def _type_errors(value: Any, type_name: str | ListOf, path: tuple[str | int, ...], out: list[str]) -> None:
+    if value is None:
+        return
+    where = format_path(path)
+    if isinstance(type_name, ListOf):
+        if not isinstance(value, list):
+            out.append(f"{where}: cannot unmarshal {_json_kind(value)} into an array")
+            return
+        for i, v in enumerate(value):
+            _type_errors(v, type_name.item, (*path, i), out)
+        return
+    if type_name in _GO_TYPES:
+        ok = {
+            STR: isinstance(value, str),
+            INT: isinstance(value, int) and not isinstance(value, bool),
+            BOOL: isinstance(value, bool),
+        }[type_name]
+        if not ok:
+            out.append(f"{where}: cannot unmarshal {_json_kind(value)} into a {_GO_TYPES[type_name]}")
+        return
+    if not isinstance(value, dict):
+        out.append(f"{where}: cannot unmarshal {_json_kind(value)} into an object")
+        return
+    for key, field in FIELDS[type_name].items():
+        if key in value:
+            _type_errors(value[key], field.type, (*path, key), out)
+
+
+def parse(data: bytes | str, *, filename: str | None = None) -> dict[str, Any]:
+    """Parse an Ignition config of spec 3.0.0–3.6.0 (or 3.7.0-experimental).
+
+    Raises :class:`IgnitionError` (a CoreosInfraError) with line/column on bad JSON, on an unknown or
+    unparsable version and on values of the wrong JSON type. The config is returned as parsed (no defaults).
+    """
+    raw = data.encode() if isinstance(data, str) else data
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise IgnitionError(f"config is not valid UTF-8 (byte {e.start})", Location(file=filename)) from None
+    syntax = go_syntax_error(text)
+    if syntax is not None:
+        msg, offset = syntax
+        line, col = offset_to_line_col(raw, offset)
+        raise IgnitionError(msg, Location(file=filename, line=line, column=col))
+    obj = json.loads(text)
+    if not isinstance(obj, dict):
+        raise IgnitionError("config must be a JSON object", Location(file=filename, line=1, column=1))
+    version = spec_version(obj)
+    if not _SEMVER.match(version):
+        raise IgnitionError(
+            "invalid config version (couldn't parse)", Location(file=filename, path="$.ignition.version")
+        )
+    if version not in SUPPORTED_VERSIONS + EXPERIMENTAL_VERSIONS:
+        raise IgnitionError(
+            f"unsupported config version {version}", Location(file=filename, path="$.ignition.version")
+        )
+    errors: list[str] = []
+    _type_errors(obj, "Config", (), errors)
+    if errors:
+        raise IgnitionError("; ".join(errors), Location(file=filename))
+    return obj
+
+
+def unknown_keys(config: dict[str, Any], spec_minor: int | None = None) -> list[Report]:
+    """``unused key X`` warnings for keys the config's spec version does not know."""
+    if spec_minor is None:
+        try:
+            spec_minor = minor(spec_version(config))
+        except (ValueError, IndexError):
+            spec_minor = 6
+    out: list[Report] = []
+
+    def walk(value: Any, type_name: str | ListOf, path: tuple[str | int, ...]) -> None:
+        if isinstance(type_name, ListOf):
+            if isinstance(value, list):
+                for i, v in enumerate(value):
+                    walk(v, type_name.item, (*path, i))
+            return
+        if type_name not in FIELDS or not isinstance(value, dict):
+            return
+        fields = FIELDS[type_name]
+        for key, v in value.items():
+            field = fields.get(key)
+            if field is None or field.since > spec_minor:
+                out.append(Report(WARNING, f"unused key {key}", (*path, key)))
+            else:
+                walk(v, field.type, (*path, key))
+
+    walk(config, "Config", ())
+    return out
+
+
+def validate(config: dict[str, Any]) -> list[Report]:
+    """Ignition's validation rules on a config: unknown keys (warnings), duplicates, then per-type checks."""
+    try:
+        spec_minor = minor(spec_version(config))
+    except (ValueError, IndexError):
+        spec_minor = 6
+    return unknown_keys(config, spec_minor) + _validate(config, spec_minor=spec_minor)
+
+
+def append(parent: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
+    """Ignition's ``merge`` of a child config (alias kept for readability at call sites)."""
+    return merge(parent, child)
