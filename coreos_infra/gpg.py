@@ -201,8 +201,12 @@ def check_signature_packets(data: bytes) -> int:
         b0 = data[pos]
         if not b0 & 0x80:
             raise VerificationError(f"signature file: not an OpenPGP packet at byte {pos}")
+        tag = b0 & 0x3F if b0 & 0x40 else (b0 >> 2) & 0x0F
+        if tag != 2:
+            raise VerificationError(
+                f"signature file: unexpected OpenPGP packet type {tag} (only signatures)"
+            )
         if b0 & 0x40:  # new format
-            tag = b0 & 0x3F
             if pos + 1 >= len(data):
                 raise VerificationError("signature file: truncated packet header")
             o1 = data[pos + 1]
@@ -217,16 +221,11 @@ def check_signature_packets(data: bytes) -> int:
             else:
                 raise VerificationError("signature file: partial-length packets are not allowed here")
         else:
-            tag = (b0 >> 2) & 0x0F
             ltype = b0 & 0x03
             if ltype == 3:
                 raise VerificationError("signature file: indeterminate-length packet")
             n = 1 << ltype
             length, hdr = int.from_bytes(data[pos + 1 : pos + 1 + n], "big"), 1 + n
-        if tag != 2:
-            raise VerificationError(
-                f"signature file: unexpected OpenPGP packet type {tag} (only signatures)"
-            )
         pos += hdr + length
         if pos > len(data):
             raise VerificationError("signature file: truncated signature packet")
