@@ -682,5 +682,6 @@ def mirror_artifacts(dest: Path, selections: Sequence[Selection], *, base_url: s
         raise StreamError("nothing to mirror: no (arch, platform, format) selected")
     stream_json = Path(dest) / "streams" / f"{stream}.json"
     for rel, files in by_release.items():
-        stream_json = write_mirror(Path(dest), stream, rel, files, base_url=mirror_url, promote=release is None)
+        promote = release is None  # mirroring a pinned old release does not move the stream back
+        stream_json = write_mirror(Path(dest), stream, rel, files, base_url=mirror_url, promote=promote)
     return stream_json
