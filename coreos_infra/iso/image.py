@@ -138,14 +138,24 @@ class LiveIso:
 
     # ------------------------------------------------------------ output
 
-    def save(self, output: str | Path | None = None, *, stdout: BinaryIO | None = None) -> None:
-        """Write the result in place (None), to a new file (path) or to stdout (``"-"``)."""
+    def save(
+        self,
+        output: str | Path | None = None,
+        *,
+        stdout: BinaryIO | None = None,
+        overwrite: bool = False,
+        mode: int = 0o644,
+    ) -> None:
+        """Write the result in place (None), to a new file (path) or to stdout (``"-"``).
+
+        A new file never replaces an existing one unless ``overwrite`` (builds); it gets ``mode``.
+        """
         if output is None:
             self._save_in_place()
         elif str(output) == "-":
             self._save_stream(stdout if stdout is not None else sys.stdout.buffer)
         else:
-            self._save_copy(Path(output))
+            self._save_copy(Path(output), overwrite=overwrite, mode=mode)
 
     def _save_in_place(self) -> None:
         if not self._writes:
@@ -160,27 +170,22 @@ class LiveIso:
         except OSError as e:
             raise CoreosInfraError(f"writing {self.path}: {e.strerror}") from None
 
-    def _save_copy(self, out: Path) -> None:
-        if out.exists() or out.is_symlink():
-            raise OutputError(
-                f"persisting output file to {out}\n\nCaused by:\n    File exists (os error 17)"
-            )
+    def _save_copy(self, out: Path, *, overwrite: bool, mode: int) -> None:
+        exists = OutputError(f"persisting output file to {out}\n\nCaused by:\n    File exists (os error 17)")
+        if not overwrite and (out.exists() or out.is_symlink()):
+            raise exists
         try:
-            with atomic_output(out, overwrite=False) as dst:
+            with atomic_output(out, overwrite=overwrite, mode=mode) as dst:
                 self._f.seek(0)
                 copy_file_fast(self._f, dst)
                 for offset, data in self.pending_writes.items():
                     dst.seek(offset)
                     dst.write(data)
         except FileExistsError:
-            raise OutputError(
-                f"persisting output file to {out}\n\nCaused by:\n    File exists (os error 17)"
-            ) from None
+            raise exists from None
         except CoreosInfraError as e:
             if "refusing to overwrite" in str(e):
-                raise OutputError(
-                    f"persisting output file to {out}\n\nCaused by:\n    File exists (os error 17)"
-                ) from None
+                raise exists from None
             raise
 
     def _save_stream(self, out: BinaryIO) -> None:
