@@ -63,9 +63,8 @@ def describe(project: Project) -> str:
     lines.append("Targets:")
     for t in project.targets.values():
         pin = t.release or t.stream
-        lines.append(
-            f"  {t.name:<8} {t.kind:<6} {t.arch:<8} {pin:<8} {t.base.platform}/{t.base.format:<8} {t.description}"
-        )
+        base = f"{t.base.platform}/{t.base.format}"
+        lines.append(f"  {t.name:<8} {t.kind:<6} {t.arch:<8} {pin:<8} {base:<14} {t.description}")
     lines.append("Overlays:")
     for o in project.overlays.values():
         roles = f" [roles: {', '.join(o.roles)}]" if o.roles else ""

@@ -215,7 +215,8 @@ def load_target(path: Path, display: str, overlays: Mapping[str, Overlay]) -> Ta
         fmt = bm.require("format").str() if "format" in bm else fmt
         if (platform, fmt) not in ALLOWED_BASE[kind]:
             allowed = ", ".join(f"{p}/{f}" for p, f in sorted(ALLOWED_BASE[kind]))
-            raise b.error(f"a {kind} target cannot start from {platform}/{fmt}", hint=f"allowed: {allowed}")
+            message = f"the {kind} target cannot start from {platform}/{fmt}"
+            raise b.error(message, hint=f"allowed: {allowed}")
     options = _options(m.get("options"), kind)
     uses = _overlay_uses(m.get("overlays"), overlays)
     description = d.str() if (d := m.get("description")) is not None else ""
