@@ -98,33 +98,55 @@ def test_unsafe_file_names_and_dirs_are_refused() -> None:
 
 def test_dnsmasq_snippet_boot_file_by_arch() -> None:
     plan = dhcp.DhcpPlan("lab", "10.0.0.5", "http://10.0.0.5/pxe/boot.ipxe")
-    text = dhcp.dnsmasq_snippet(plan)
-    assert "dhcp-match=set:pxe-efi-x64,option:client-arch,9\n" in text
-    assert "dhcp-match=set:pxe-efi-arm64,option:client-arch,11\n" in text
-    assert "dhcp-boot=tag:pxe-bios,tag:!ipxe,undionly.kpxe,,10.0.0.5\n" in text
-    assert "dhcp-boot=tag:pxe-efi-x64,tag:!ipxe,ipxe.efi,,10.0.0.5\n" in text
-    assert "dhcp-boot=tag:ipxe,http://10.0.0.5/pxe/boot.ipxe,,10.0.0.5\n" in text
-    other = dhcp.dnsmasq_snippet(dhcp.DhcpPlan("lab", None, "boot.ipxe", "pxelinux", "grub", "lab"))
-    assert "dhcp-boot=tag:pxe-bios,lab/pxelinux.0\n" in other
-    assert "dhcp-boot=tag:pxe-efi-x64,lab/grubx64.efi\n" in other
-    assert "dhcp-boot=tag:pxe-efi-arm64,lab/grubaa64.efi\n" in other
-    assert "iPXE" not in other
+    lines = dhcp.dnsmasq_snippet(plan).splitlines()
+    for code, tag in ((0, "pxe-bios"), (7, "pxe-efi-x64"), (9, "pxe-efi-x64")):
+        assert f"dhcp-match=set:{tag},option:client-arch,{code}" in lines
+        assert f"dhcp-match=set:coreos-x86_64,option:client-arch,{code}" in lines
+    assert not any("client-arch,11" in line for line in lines)  # an x86_64 bundle is not for arm64 clients
+    assert "dhcp-userclass=set:ipxe,iPXE" in lines
+    assert "dhcp-boot=tag:pxe-bios,tag:!ipxe,undionly.kpxe,,10.0.0.5" in lines
+    assert "dhcp-boot=tag:pxe-efi-x64,tag:!ipxe,ipxe.efi,,10.0.0.5" in lines
+    assert "dhcp-boot=tag:ipxe,tag:coreos-x86_64,http://10.0.0.5/pxe/boot.ipxe,,10.0.0.5" in lines
+    other = dhcp.dnsmasq_snippet(
+        dhcp.DhcpPlan("lab", None, "boot.ipxe", "pxelinux", "grub", "lab")
+    ).splitlines()
+    assert "dhcp-boot=tag:pxe-bios,lab/pxelinux.0" in other
+    assert "dhcp-boot=tag:pxe-efi-x64,lab/grubx64.efi" in other
+    assert not any("iPXE" in line or "tag:ipxe" in line for line in other)
+    arm = dhcp.dnsmasq_snippet(
+        dhcp.DhcpPlan("lab", None, "http://h/a/boot.ipxe", arch="aarch64")
+    ).splitlines()
+    assert "dhcp-boot=tag:pxe-efi-arm64,tag:!ipxe,ipxe-arm64.efi" in arm
+    assert "dhcp-boot=tag:ipxe,tag:coreos-aarch64,http://h/a/boot.ipxe" in arm
+    assert not any("client-arch,0" in line for line in arm)
 
 
 def test_kea_snippet_is_json_with_arch_classes() -> None:
     plan = dhcp.DhcpPlan("lab", "10.0.0.5", "http://10.0.0.5/pxe/boot.ipxe", "ipxe", "grub")
     doc = json.loads(dhcp.kea_snippet(plan))
     classes = {c["name"]: c for c in doc["Dhcp4"]["client-classes"]}
-    assert list(classes) == ["coreos-ipxe", "coreos-pxe-bios", "coreos-pxe-efi-x64", "coreos-pxe-efi-arm64"]
-    assert classes["coreos-ipxe"]["boot-file-name"] == "http://10.0.0.5/pxe/boot.ipxe"
+    assert list(classes) == ["coreos-ipxe-x86_64", "coreos-pxe-bios", "coreos-pxe-efi-x64"]
+    ipxe = classes["coreos-ipxe-x86_64"]
+    assert ipxe["boot-file-name"] == "http://10.0.0.5/pxe/boot.ipxe"
+    assert ipxe["test"].startswith("substring(option[77].hex,0,4) == 'iPXE' and (option[93].hex == 0x0000")
     assert classes["coreos-pxe-bios"]["boot-file-name"] == "undionly.kpxe"
-    assert classes["coreos-pxe-efi-x64"]["boot-file-name"] == "grubx64.efi"
     assert (
-        "0x0007" in classes["coreos-pxe-efi-x64"]["test"]
-        and "0x0009" in classes["coreos-pxe-efi-x64"]["test"]
+        classes["coreos-pxe-bios"]["test"] == "not member('coreos-ipxe-x86_64') and option[93].hex == 0x0000"
     )
-    assert classes["coreos-pxe-efi-arm64"]["test"].endswith("option[93].hex == 0x000b")
+    x64 = classes["coreos-pxe-efi-x64"]
+    assert x64["boot-file-name"] == "grubx64.efi"
+    assert x64["test"].endswith("(option[93].hex == 0x0007 or option[93].hex == 0x0009)")
     assert all(c["next-server"] == "10.0.0.5" for c in classes.values())
+    arm = dhcp.kea_client_classes(
+        dhcp.DhcpPlan("lab", None, "boot.ipxe", uefi_loader="grub", arch="aarch64")
+    )
+    assert arm == [
+        {
+            "name": "coreos-pxe-efi-arm64",
+            "test": "option[93].hex == 0x000b",
+            "boot-file-name": "grubaa64.efi",
+        }
+    ]
     with pytest.raises(InputError, match="next_server"):
         dhcp.DhcpPlan("lab", "pxe.example", "boot.ipxe")
 
@@ -139,7 +161,8 @@ def test_kea_snippet_is_json_with_arch_classes() -> None:
         ({"colour": 1}, "colour", "unknown PXE option"),
         ({"mode": "install"}, "dest_device", "needs dest_device"),
         ({"mode": "install", "dest_device": "sda"}, "dest_device", "not a device path"),
-        ({"dest_device": "/dev/sda"}, "dest_device", "only valid with mode: install"),
+        ({"mode": "live", "dest_device": "/dev/sda"}, "dest_device", "only valid with mode: install"),
+        ({"image_url": "http://x/m.raw.xz"}, "image_url", "only valid with mode: install"),
         ({"rootfs": "url"}, "rootfs", "needs base_url"),
         ({"ignition_delivery": "url"}, "ignition_delivery", "needs base_url"),
         ({"base_url": "ftp://x/y"}, "base_url", "not an absolute"),
@@ -177,7 +200,7 @@ def test_kernel_arguments_per_mode() -> None:
         f"coreos.inst.ignition_url={base}/config.ign", "coreos.inst.image_url=http://m/metal.raw.xz",
         "coreos.inst.skip_reboot",
     )  # fmt: skip
-    install_initrd = plan_bundle(PxeOptions.parse({"mode": "install", "dest_device": "/dev/sda"}), name="n")
+    install_initrd = plan_bundle(PxeOptions.parse({"dest_device": "/dev/sda"}), name="n")  # mode inferred
     assert install_initrd.entry.kargs == ("ignition.firstboot", "ignition.platform.id=metal")
     assert install_initrd.entry.initrds == ("initramfs.img", "rootfs.img")
     assert install_initrd.customize and install_initrd.customize_dest_ignition
@@ -273,7 +296,7 @@ def test_build_install_mode_customizes_initramfs(tmp_path: Path, base_files: dic
     assert "ignition.firstboot ignition.platform.id=metal" in ipxe
     assert "coreos.inst.install_dev" not in ipxe
     assert (
-        "dhcp-boot=tag:ipxe,http://10.0.2.2:8000/pxe/boot.ipxe,,10.0.2.2"
+        "dhcp-boot=tag:ipxe,tag:coreos-x86_64,http://10.0.2.2:8000/pxe/boot.ipxe,,10.0.2.2"
         in (bundle / "dnsmasq.conf").read_text()
     )
     assert "WARNING" in (bundle / "README.txt").read_text()
@@ -301,3 +324,19 @@ def test_build_failure_leaves_nothing(tmp_path: Path, base_files: dict[str, Path
     with pytest.raises(InputError, match="dest_device"):
         load_builder("pxe")(request(out, base_files, mode="install"))
     assert list(out.iterdir()) == []
+
+
+def test_build_aarch64_bundle_has_no_pxelinux(tmp_path: Path, base_files: dict[str, Path]) -> None:
+    req = request(
+        tmp_path / "out", base_files, console=["ttyAMA0,115200n8"], uefi_loader="grub", tarball=False
+    )
+    req = BuildRequest(**{**req.__dict__, "arch": "aarch64"})
+    load_builder("pxe")(req)
+    bundle = tmp_path / "out" / "lab-dns1-pxe"
+    assert not (bundle / "pxelinux.cfg").exists()
+    assert "PXELINUX" not in (bundle / "README.txt").read_text()
+    assert (
+        "linux /vmlinuz ignition.firstboot ignition.platform.id=metal console=ttyAMA0,115200n8"
+        in (bundle / "grub.cfg").read_text()
+    )
+    assert "dhcp-boot=tag:pxe-efi-arm64,grubaa64.efi" in (bundle / "dnsmasq.conf").read_text()

@@ -31,13 +31,23 @@ CLIENT_ARCH_UEFI_ARM64 = (11,)
 
 
 @dataclass(frozen=True)
+class Firmware:
+    """One kind of PXE client: its tag/class name, option 93 codes and boot loader file."""
+
+    key: str
+    codes: tuple[int, ...]
+    boot_file: str
+
+
+@dataclass(frozen=True)
 class DhcpPlan:
     """How DHCP clients reach the bundle.
 
     ``next_server``: IPv4 address of the TFTP server holding the loaders (None: the DHCP server itself,
     which is what dnsmasq with ``enable-tftp`` does). ``script``: what an iPXE client is told to boot,
     a full URL of ``boot.ipxe`` or a path on the TFTP server. ``tftp_dir``: the bundle's directory in
-    the TFTP root (where the loaders are expected too).
+    the TFTP root (where the loaders are expected too). ``arch``: the bundle's architecture; only
+    clients of that architecture are pointed at it (x86_64: BIOS and UEFI x64; aarch64: UEFI arm64).
     """
 
     name: str
@@ -46,6 +56,7 @@ class DhcpPlan:
     bios_loader: str = "ipxe"
     uefi_loader: str = "ipxe"
     tftp_dir: str = ""
+    arch: str = "x86_64"
 
     def __post_init__(self) -> None:
         if self.next_server is not None:
@@ -60,29 +71,35 @@ class DhcpPlan:
             raise InputError(f"expected one of: {', '.join(BIOS_LOADERS)}", Location(path="bios_loader"))
         if self.uefi_loader not in UEFI_X64_LOADERS:
             raise InputError(f"expected one of: {', '.join(UEFI_X64_LOADERS)}", Location(path="uefi_loader"))
+        if self.arch not in ("x86_64", "aarch64"):
+            raise InputError(
+                f"no PXE client types known for architecture {self.arch!r}", Location(path="arch")
+            )
 
     def _path(self, name: str) -> str:
         return f"{self.tftp_dir}/{name}" if self.tftp_dir else name
 
     @property
-    def bios_file(self) -> str:
-        return self._path(BIOS_LOADERS[self.bios_loader])
-
-    @property
-    def uefi_x64_file(self) -> str:
-        return self._path(UEFI_X64_LOADERS[self.uefi_loader])
-
-    @property
-    def uefi_arm64_file(self) -> str:
-        return self._path(UEFI_ARM64_LOADERS[self.uefi_loader])
+    def firmwares(self) -> list[Firmware]:
+        if self.arch == "aarch64":
+            return [
+                Firmware(
+                    "efi-arm64", CLIENT_ARCH_UEFI_ARM64, self._path(UEFI_ARM64_LOADERS[self.uefi_loader])
+                )
+            ]
+        return [
+            Firmware("bios", CLIENT_ARCH_BIOS, self._path(BIOS_LOADERS[self.bios_loader])),
+            Firmware("efi-x64", CLIENT_ARCH_UEFI_X64, self._path(UEFI_X64_LOADERS[self.uefi_loader])),
+        ]
 
     @property
     def uses_ipxe(self) -> bool:
-        return "ipxe" in (self.bios_loader, self.uefi_loader)
+        loaders = (self.uefi_loader,) if self.arch == "aarch64" else (self.bios_loader, self.uefi_loader)
+        return "ipxe" in loaders
 
     @property
     def loaders(self) -> list[str]:
-        return [self.bios_file, self.uefi_x64_file, self.uefi_arm64_file]
+        return [f.boot_file for f in self.firmwares]
 
 
 def dnsmasq_snippet(plan: DhcpPlan) -> str:
@@ -90,25 +107,20 @@ def dnsmasq_snippet(plan: DhcpPlan) -> str:
     server = f",,{plan.next_server}" if plan.next_server else ""
     not_ipxe = "tag:!ipxe," if plan.uses_ipxe else ""
     lines = [
-        f"# coreos-infra PXE bundle {plan.name}: dnsmasq snippet (paste next to your dhcp-range lines).",
+        f"# coreos-infra PXE bundle {plan.name} ({plan.arch}): dnsmasq snippet for your dhcp-range.",
         f"# Boot loaders expected on the TFTP server: {', '.join(plan.loaders)}",
         "# To let dnsmasq serve TFTP itself, uncomment (and point tftp-root at the bundle's parent):",
         "# enable-tftp",
         "# tftp-root=/srv/tftp",
-        "dhcp-match=set:pxe-bios,option:client-arch,0",
-        "dhcp-match=set:pxe-efi-x64,option:client-arch,7",
-        "dhcp-match=set:pxe-efi-x64,option:client-arch,9",
-        "dhcp-match=set:pxe-efi-arm64,option:client-arch,11",
     ]
+    for fw in plan.firmwares:
+        lines += [f"dhcp-match=set:pxe-{fw.key},option:client-arch,{code}" for code in fw.codes]
+        lines += [f"dhcp-match=set:coreos-{plan.arch},option:client-arch,{code}" for code in fw.codes]
     if plan.uses_ipxe:
         lines.append("dhcp-userclass=set:ipxe,iPXE")
-    lines += [
-        f"dhcp-boot=tag:pxe-bios,{not_ipxe}{plan.bios_file}{server}",
-        f"dhcp-boot=tag:pxe-efi-x64,{not_ipxe}{plan.uefi_x64_file}{server}",
-        f"dhcp-boot=tag:pxe-efi-arm64,{not_ipxe}{plan.uefi_arm64_file}{server}",
-    ]
+    lines += [f"dhcp-boot=tag:pxe-{fw.key},{not_ipxe}{fw.boot_file}{server}" for fw in plan.firmwares]
     if plan.uses_ipxe:
-        lines.append(f"dhcp-boot=tag:ipxe,{plan.script}{server}")
+        lines.append(f"dhcp-boot=tag:ipxe,tag:coreos-{plan.arch},{plan.script}{server}")
     return "\n".join(lines) + "\n"
 
 
@@ -118,19 +130,22 @@ def _arch_test(codes: tuple[int, ...]) -> str:
 
 
 def kea_client_classes(plan: DhcpPlan) -> list[dict[str, Any]]:
-    """Kea DHCPv4 ``client-classes`` entries (order matters: the iPXE class is defined first)."""
+    """Kea DHCPv4 ``client-classes`` entries (order matters: the iPXE class is defined first).
+
+    The site's Kea configuration (the ``dhcp`` overlay) can embed these as they are.
+    """
     classes: list[dict[str, Any]] = []
     guard = ""
     if plan.uses_ipxe:
-        ipxe_test = "substring(option[77].hex,0,4) == 'iPXE'"
-        classes.append({"name": "coreos-ipxe", "test": ipxe_test, "boot-file-name": plan.script})
-        guard = "not member('coreos-ipxe') and "
-    for name, codes, boot_file in (
-        ("coreos-pxe-bios", CLIENT_ARCH_BIOS, plan.bios_file),
-        ("coreos-pxe-efi-x64", CLIENT_ARCH_UEFI_X64, plan.uefi_x64_file),
-        ("coreos-pxe-efi-arm64", CLIENT_ARCH_UEFI_ARM64, plan.uefi_arm64_file),
-    ):
-        classes.append({"name": name, "test": guard + _arch_test(codes), "boot-file-name": boot_file})
+        codes = tuple(c for fw in plan.firmwares for c in fw.codes)
+        ipxe_test = f"substring(option[77].hex,0,4) == 'iPXE' and {_arch_test(codes)}"
+        classes.append(
+            {"name": f"coreos-ipxe-{plan.arch}", "test": ipxe_test, "boot-file-name": plan.script}
+        )
+        guard = f"not member('coreos-ipxe-{plan.arch}') and "
+    for fw in plan.firmwares:
+        classes.append({"name": f"coreos-pxe-{fw.key}", "test": guard + _arch_test(fw.codes),
+                        "boot-file-name": fw.boot_file})  # fmt: skip
     if plan.next_server:
         for c in classes:
             c["next-server"] = plan.next_server

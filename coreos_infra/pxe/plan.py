@@ -46,7 +46,8 @@ README = "README.txt"
 LIVE_KARGS = ("ignition.firstboot", "ignition.platform.id=metal")
 
 OPTION_HELP = {
-    "mode": "live (run from RAM) or install (install to dest_device unattended)",
+    "mode": "live (run from RAM) or install (install to dest_device unattended); default: install if "
+    "dest_device is given, else live",
     "base_url": "http(s) or tftp URL where the bundle directory is served",
     "rootfs": "url (coreos.live.rootfs_url) or initrd (loaded by the boot loader)",
     "ignition_delivery": "initrd (wrapped/customized initrd) or url (fetched from base_url)",
@@ -132,7 +133,10 @@ class PxeOptions:
             raise InputError(
                 f"unknown PXE option; expected one of: {', '.join(OPTION_HELP)}", _loc(unknown[0], where)
             )
-        mode = _choice(options, "mode", where, ("live", "install"), "live")
+        # Like the recipe loader: a dest_device without a mode means an install.
+        mode = _choice(
+            options, "mode", where, ("live", "install"), "install" if "dest_device" in options else "live"
+        )
         base_url = _str(options, "base_url", where)
         if base_url is not None:
             base_url = check_url(base_url, _loc("base_url", where))
@@ -222,8 +226,13 @@ class BundlePlan:
     customize_dest_device: bool  # ... carrying --dest-device
     dhcp: DhcpPlan
 
+    @property
+    def pxelinux(self) -> bool:
+        """PXELINUX is a BIOS (x86) loader."""
+        return self.dhcp.arch == "x86_64"
 
-def plan_bundle(opts: PxeOptions, *, name: str) -> BundlePlan:
+
+def plan_bundle(opts: PxeOptions, *, name: str, arch: str = "x86_64") -> BundlePlan:
     install = opts.mode == "install"
     by_url = opts.ignition_delivery == "url"
     wants_installer_settings = bool(opts.dest_console or opts.dest_karg_append or opts.dest_karg_delete)
@@ -264,7 +273,7 @@ def plan_bundle(opts: PxeOptions, *, name: str) -> BundlePlan:
         script = file_url(opts.base_url, "boot.ipxe")
     else:
         script = f"{opts.tftp_dir}/{IPXE_SCRIPT}" if opts.tftp_dir else IPXE_SCRIPT
-    dhcp = DhcpPlan(name, opts.next_server, script, opts.bios_loader, opts.uefi_loader, opts.tftp_dir)
+    dhcp = DhcpPlan(name, opts.next_server, script, opts.bios_loader, opts.uefi_loader, opts.tftp_dir, arch)
     return BundlePlan(
         entry=BootEntry(opts.label, KERNEL, tuple(initrds), tuple(kargs)),
         ignition_file=ignition_file,

@@ -71,7 +71,7 @@ def _readme(req: BuildRequest, opts: PxeOptions, plan: BundlePlan, notices: list
         + (f" (TFTP path {opts.tftp_dir}/)" if opts.tftp_dir else "")
         + ".",
         f"- iPXE (BIOS and UEFI): boot {IPXE_SCRIPT}",
-        f"- PXELINUX (BIOS): {PXELINUX_CONFIG}, next to pxelinux.0",
+        *([f"- PXELINUX (BIOS): {PXELINUX_CONFIG}, next to pxelinux.0"] if plan.pxelinux else []),
         f"- GRUB (UEFI): {GRUB_CONFIG}, in GRUB's prefix directory",
         f"- DHCP: paste {DNSMASQ_SNIPPET} (dnsmasq) or merge {KEA_SNIPPET} (ISC Kea);",
         f"  boot loaders needed on the TFTP server: {', '.join(plan.dhcp.loaders)}",
@@ -90,7 +90,7 @@ def _readme(req: BuildRequest, opts: PxeOptions, plan: BundlePlan, notices: list
 
 def build(req: BuildRequest) -> BuildResult:
     opts = PxeOptions.parse(req.options)
-    plan = plan_bundle(opts, name=req.name)
+    plan = plan_bundle(opts, name=req.name, arch=req.arch)
     kernel, initramfs, rootfs = (_base(req, r) for r in BASE_ROLES)
     secret_mode = 0o600 if req.contains_secrets else 0o644
     comments = [
@@ -129,7 +129,7 @@ def build(req: BuildRequest) -> BuildResult:
     grub = bootconfig.grub_config(plan.entry, opts.tftp_dir, comments=comments)
     files += [
         BundleFile(IPXE_SCRIPT, data=ipxe.encode()),
-        BundleFile(PXELINUX_CONFIG, data=pxelinux.encode()),
+        *([BundleFile(PXELINUX_CONFIG, data=pxelinux.encode())] if plan.pxelinux else []),
         BundleFile(GRUB_CONFIG, data=grub.encode()),
         BundleFile(DNSMASQ_SNIPPET, data=dhcp.dnsmasq_snippet(plan.dhcp).encode()),
         BundleFile(KEA_SNIPPET, data=dhcp.kea_snippet(plan.dhcp).encode()),
