@@ -112,3 +112,160 @@ def list_(c: Context, overlays: bool = False) -> None:
     if not overlays:
         text = "\n".join(line for line in text.splitlines() if not line.startswith("      "))
     print(text)
+
+
+_FETCH_HELP = {
+    "stream": "FCOS stream (stable, testing, next); default: the recipe's, else stable",
+    "arch": "architecture (x86_64, aarch64); default: the recipe's, else x86_64",
+    "platform": "platform in the stream metadata; default: the recipe's, else metal",
+    "format": "artifact format: iso, pxe, raw.xz, 4k.raw.xz, qcow2.xz, ...; default: the recipe's",
+    "release": "pin this FCOS release (found in the release index); default: the recipe's or newest",
+    "stream_base_url": "official server or a mirror laid out like it (http://, https://, file://, a path); "
+    "default: $COREOS_INFRA_STREAM_BASE_URL or https://builds.coreos.fedoraproject.org",
+    "cache_dir": "verified artifact cache; default: artifacts/cache/",
+    "keyring": "extra trusted OpenPGP key file or directory of them (rotation; see README 'Trusted keys')",
+    "insecure": "accept artifacts WITHOUT a signature (a bad signature is still rejected)",
+}
+
+
+def _fetch_wants(
+    target: list[str], stream: str, arch: str, platform: str, format: str, release: str
+) -> list:  # list[coreos_infra.fetch.Want]
+    """What to fetch: each --target's base artifact (all recipes if no --target/--format), overridable."""
+    from coreos_infra.fetch import Selection, Want, wants_of_recipe
+    from coreos_infra.paths import project_root
+    from coreos_infra.recipes import load_project
+
+    if target or not format:
+        project = load_project(project_root())
+        recipes = [project.target(t) for t in target] if target else list(project.targets.values())
+        wants = [wants_of_recipe(r) for r in recipes]
+    else:
+        wants = [Want(stream or "stable", None, Selection(arch or "x86_64", platform or "metal", format))]
+    return [
+        Want(
+            stream or w.stream,
+            release or w.release,
+            Selection(arch or w.selection.arch, platform or w.selection.platform, format or w.selection.fmt),
+        )
+        for w in wants
+    ]
+
+
+@task(
+    iterable=["target"],
+    help={"target": "target recipe(s) whose base image to fetch (repeatable)"} | _FETCH_HELP,
+)
+def fetch(
+    c: Context,
+    target: list[str] | None = None,
+    stream: str = "",
+    arch: str = "",
+    platform: str = "",
+    format: str = "",
+    release: str = "",
+    stream_base_url: str = "",
+    cache_dir: str = "",
+    keyring: str = "",
+    insecure: bool = False,
+) -> None:
+    """Download the official FCOS artifacts a target builds from into the verified cache (artifacts/cache/).
+
+    Each file is checked against the SHA-256 in the stream metadata and its detached OpenPGP signature
+    (pinned Fedora keys) before it enters the cache; a second run is a cache hit with no download.
+    """
+    from pathlib import Path
+
+    from coreos_infra.errors import CoreosInfraError
+    from coreos_infra.fetch import fetch_artifacts, stream_base_url_default
+    from coreos_infra.log import setup_logging
+    from coreos_infra.paths import cache_dir as default_cache
+
+    setup_logging()
+    try:
+        for want in _fetch_wants(target or [], stream, arch, platform, format, release):
+            sel = want.selection
+            got = fetch_artifacts(
+                base_url=stream_base_url or stream_base_url_default(),
+                stream=want.stream,
+                arch=sel.arch,
+                platform=sel.platform,
+                fmt=sel.fmt,
+                release=want.release,
+                cache_dir=Path(cache_dir) if cache_dir else default_cache(),
+                keyring=Path(keyring) if keyring else None,
+                insecure=insecure,
+            )
+            print(f"{want.stream} {got.release} {sel.arch} {sel.platform} {sel.fmt}:")
+            for role, path in got.files.items():
+                print(f"  {role:<10} {path}  ({got.artifacts[role].name})")
+    except CoreosInfraError as e:
+        print(f"Error: {e}", file=sys.stderr)
+        raise Exit(code=1) from None
+
+
+@task(
+    iterable=["target"],
+    help={
+        "dest": "directory of the mirror to create or update (required)",
+        "target": "only these target recipes (repeatable); default: every recipe in recipes/",
+        "mirror_url": "URL the mirror will be served from, written into its metadata; default: the official "
+        "URL, which coreos-infra rewrites to wherever it reads the mirror from",
+        **_FETCH_HELP,
+    },
+)
+def mirror(
+    c: Context,
+    dest: str = "",
+    target: list[str] | None = None,
+    stream: str = "",
+    arch: str = "",
+    platform: str = "",
+    format: str = "",
+    release: str = "",
+    stream_base_url: str = "",
+    cache_dir: str = "",
+    keyring: str = "",
+    insecure: bool = False,
+    mirror_url: str = "",
+) -> None:
+    """Copy the verified artifacts the recipes need into a local mirror laid out like the official server.
+
+    The mirror gets the files with their .sig, streams/<stream>.json, releases.json and release.json, so
+    an air-gapped site can use it with --stream-base-url (http://, https:// or file://).
+    """
+    from pathlib import Path
+
+    from coreos_infra.errors import CoreosInfraError
+    from coreos_infra.fetch import mirror_artifacts, stream_base_url_default
+    from coreos_infra.log import setup_logging
+    from coreos_infra.paths import cache_dir as default_cache
+    from coreos_infra.stream import DEFAULT_BASE_URL
+
+    if not dest:
+        print("Error: --dest is required", file=sys.stderr)
+        raise Exit(code=2)
+    setup_logging()
+    groups: dict[tuple[str, str | None], list] = {}
+    try:
+        for want in _fetch_wants(target or [], stream, arch, platform, format, release):
+            groups.setdefault((want.stream, want.release), [])
+            if want.selection not in groups[(want.stream, want.release)]:
+                groups[(want.stream, want.release)].append(want.selection)
+        for (stream_name, rel), selections in groups.items():
+            path = mirror_artifacts(
+                Path(dest),
+                selections,
+                base_url=stream_base_url or stream_base_url_default(),
+                stream=stream_name,
+                release=rel,
+                cache_dir=Path(cache_dir) if cache_dir else default_cache(),
+                keyring=Path(keyring) if keyring else None,
+                insecure=insecure,
+                mirror_url=mirror_url or DEFAULT_BASE_URL,
+            )
+            what = ", ".join(f"{s.arch}/{s.platform}/{s.fmt}" for s in selections)
+            print(f"{path}: {stream_name} {rel or '(newest)'}: {what}")
+    except CoreosInfraError as e:
+        print(f"Error: {e}", file=sys.stderr)
+        raise Exit(code=1) from None

@@ -685,3 +685,23 @@ def mirror_artifacts(dest: Path, selections: Sequence[Selection], *, base_url: s
         promote = release is None  # mirroring a pinned old release does not move the stream back
         stream_json = write_mirror(Path(dest), stream, rel, files, base_url=mirror_url, promote=promote)
     return stream_json
+
+
+def stream_base_url_default() -> str:
+    """``$COREOS_INFRA_STREAM_BASE_URL`` (a mirror for air-gapped sites) or the official URL."""
+    return os.environ.get("COREOS_INFRA_STREAM_BASE_URL") or DEFAULT_BASE_URL
+
+
+@dataclass(frozen=True)
+class Want:
+    """What one recipe needs from the stream: (stream, release or None) and a selection."""
+
+    stream: str
+    release: str | None
+    selection: Selection
+
+
+def wants_of_recipe(recipe: Any) -> Want:
+    """The base artifact a target recipe (``coreos_infra.recipes`` TargetRecipe) builds from."""
+    selection = Selection(recipe.arch, recipe.base.platform, recipe.base.format)
+    return Want(recipe.stream, recipe.release or None, selection)
