@@ -343,9 +343,17 @@ def set_ram_limit(fd_data: bytes, enabled: bool) -> bytes:
                 RAM_LIMIT_VAR, guid=guids.parse_str(RAM_LIMIT_GUID), attr=RAM_LIMIT_ATTRS, data=value
             )
         try:
-            blob = store.bytes_varstore(varlist)
+            # virt-firmware's bytes_varstore() pads byte by byte (seconds per call); same layout here
+            packed = store.bytes_varlist(varlist)
         except SystemExit:
             raise FirmwareError("RPI_EFI.fd: the UEFI variable store is full") from None
+        data = store.filedata
+        blob = (
+            data[: store.start]
+            + packed
+            + b"\xff" * (store.end - store.start - len(packed))
+            + data[store.end :]
+        )
     if len(blob) != len(fd_data):
         raise FirmwareError("RPI_EFI.fd: rewriting the variable store changed the image size")
     if get_ram_limit(blob) != int.from_bytes(value, "little"):

@@ -91,6 +91,8 @@ def read_layout(path: Path) -> XzLayout | None:
             raise XzError(f"{path}: xz stream header CRC mismatch")
         f.seek(max(0, size - (1 << 20)))
         tail = f.read()
+    if tail.endswith(b"\0\0\0\0"):
+        return None  # stream padding: valid xz, but not one plain stream
     try:
         info = xz.parse_stream_tail(tail)
     except (ValueError, IndexError) as e:

@@ -70,7 +70,8 @@ class Ext4Image:
         self.target = f"{self.image}?offset={offset}"
         self.debugfs = find_binary("debugfs", reason="edit ext4 filesystems in disk images",
                                    extra_paths=("/sbin", "/usr/sbin"))  # fmt: skip
-        self.env = {"SOURCE_DATE_EPOCH": str(source_date_epoch)} if source_date_epoch is not None else {}
+        # libext2fs takes "now" from E2FSPROGS_FAKE_TIME: reproducible inode and superblock times
+        self.env = {"E2FSPROGS_FAKE_TIME": str(source_date_epoch)} if source_date_epoch is not None else {}
 
     def request(self, req: str, *, write: bool = False) -> bytes:
         """Run one debugfs request; return its stdout, raise Ext4Error if it printed an error."""

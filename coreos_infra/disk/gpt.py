@@ -197,6 +197,9 @@ def read_gpt(image: Path | BinaryIO, *, image_size: int | None = None) -> Gpt:
         raise GptError("primary GPT partition entry array CRC32 mismatch")
     parts = _parse_entries(raw_entries, primary, ss)
     _check_layout(parts, primary)
+    guids = [p.guid for p in parts]
+    if len(set(guids)) != len(guids):
+        problems.append("two partitions share one unique partition GUID")
     backup: GptHeader | None = None
     if primary.backup_lba >= total_lbas:
         problems.append(
