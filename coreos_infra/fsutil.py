@@ -16,10 +16,13 @@ CHUNK = 1 << 20
 
 
 @contextlib.contextmanager
-def atomic_output(path: Path, *, overwrite: bool = True, mode: int = 0o644) -> Iterator[BinaryIO]:
+def atomic_output(
+    path: Path, *, overwrite: bool = True, mode: int = 0o644, durable: bool = True
+) -> Iterator[BinaryIO]:
     """Open a temporary file next to ``path``; rename it over ``path`` only if the block succeeds.
 
-    On any exception the temporary file is removed and ``path`` is untouched.
+    On any exception the temporary file is removed and ``path`` is untouched. ``durable=False`` skips the
+    fsync before the rename (as ``cp`` does): still atomic for readers, not crash-proof.
     """
     path = Path(path)
     if not overwrite and path.exists():
@@ -30,7 +33,8 @@ def atomic_output(path: Path, *, overwrite: bool = True, mode: int = 0o644) -> I
         with os.fdopen(fd, "w+b") as f:
             yield f
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.chmod(tmp, mode)
         if not overwrite:
             # link() fails if the target appeared meanwhile: never clobber.
