@@ -19,7 +19,7 @@ import io
 import lzma
 import stat
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from coreos_infra import xz
@@ -176,7 +176,9 @@ def _sniff(data: memoryview) -> str:
     return "newc"
 
 
-def _parse_newc(data: memoryview, pos: int) -> tuple[list[Entry], int]:
+def _parse_newc(
+    data: memoryview, pos: int, want: Callable[[str, int], bool] | None = None
+) -> tuple[list[Entry], int]:
     """Parse entries from ``pos`` up to and including the trailer; return (entries, end position)."""
     entries: list[Entry] = []
     while True:
@@ -194,12 +196,13 @@ def _parse_newc(data: memoryview, pos: int) -> tuple[list[Entry], int]:
         name_start = pos + HEADER_LEN
         name = bytes(data[name_start : name_start + namesize]).rstrip(b"\x00").decode(errors="replace")
         data_start = name_start + namesize + (-(HEADER_LEN + namesize) % 4)
-        body = bytes(data[data_start : data_start + size])
-        if len(body) < size:
+        if data_start + size > len(data):
             raise CpioError(f"truncated cpio member {name!r}")
         pos = data_start + size + (-size % 4)
         if name == TRAILER:
             return entries, pos
+        # Bodies the caller does not want are not copied (an FCOS initramfs holds ~250 MB of them).
+        body = bytes(data[data_start : data_start + size]) if want is None or want(name, mode) else b""
         entries.append(Entry(name, mode, body, uid, gid, mtime, rmaj, rmin, nlink))
 
 
@@ -211,8 +214,11 @@ def safe_member_name(name: str) -> str:
     return "/".join(parts)
 
 
-def read_archives(data: bytes) -> list[Entry]:
-    """Every entry of every archive in a concatenated initrd, in order."""
+def read_archives(data: bytes, want: Callable[[str, int], bool] | None = None) -> list[Entry]:
+    """Every entry of every archive in a concatenated initrd, in order.
+
+    ``want(name, mode)`` False leaves that entry's ``data`` empty (it is not copied).
+    """
     view = memoryview(data)
     pos = 0
     entries: list[Entry] = []
@@ -222,7 +228,7 @@ def read_archives(data: bytes) -> list[Entry]:
             continue
         kind = _sniff(view[pos:])
         if kind == "newc":
-            found, pos = _parse_newc(view, pos)
+            found, pos = _parse_newc(view, pos, want)
             entries += found
             continue
         payload, used = _decompress_one(view[pos:], kind)
@@ -238,21 +244,29 @@ def read_archives(data: bytes) -> list[Entry]:
                 break
             if _sniff(inner[ipos:]) != "newc":
                 raise CpioError("found trailing garbage inside compressed archive")
-            found, ipos = _parse_newc(inner, ipos)
+            found, ipos = _parse_newc(inner, ipos, want)
             entries += found
     return entries
 
 
-def read_initrd(data: bytes, pattern: str = "*") -> dict[str, bytes]:
-    """Regular files of a concatenated initrd whose (normalized) name matches ``pattern``.
+def read_initrd(data: bytes, pattern: str | Sequence[str] = "*") -> dict[str, bytes]:
+    """Regular files of a concatenated initrd whose (normalized) name matches ``pattern`` (or any of them).
 
-    Later copies of a path win, as in the kernel.
+    Later copies of a path win, as in the kernel. Every regular file's name is checked, matching or not.
     """
+    patterns = [pattern] if isinstance(pattern, str) else list(pattern)
+
+    def want(name: str, mode: int) -> bool:
+        if not stat.S_ISREG(mode):
+            return False
+        norm = safe_member_name(name)
+        return any(fnmatch.fnmatchcase(norm, p) for p in patterns)
+
     files: dict[str, bytes] = {}
-    for e in read_archives(data):
+    for e in read_archives(data, want):
         if stat.S_ISREG(e.mode):
             name = safe_member_name(e.name)
-            if fnmatch.fnmatchcase(name, pattern):
+            if any(fnmatch.fnmatchcase(name, p) for p in patterns):
                 files[name] = e.data
     return files
 

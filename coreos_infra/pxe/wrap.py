@@ -9,7 +9,6 @@ wrapped initrd, a customized initramfs, or the two concatenated — and returns 
 
 from __future__ import annotations
 
-import fnmatch
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -33,12 +32,10 @@ def read_members(data: bytes, patterns: Iterable[str], *, source: str) -> dict[s
 
     ``source`` names the input in errors (a path or ``<stdin>``).
     """
-    pats = list(patterns)
     try:
-        files = read_initrd(data)
+        return read_initrd(data, list(patterns))
     except CpioError as e:
         raise InputError(str(e), Location(file=source)) from e
-    return {k: v for k, v in files.items() if any(fnmatch.fnmatchcase(k, p) for p in pats)}
 
 
 def wrap_ignition(config: bytes) -> bytes:
