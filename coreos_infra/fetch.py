@@ -350,6 +350,20 @@ def check_xz_framing(path: Path, *, name: str | None = None) -> None:
             raise VerificationError(f"{name}: not an xz file (only zero bytes)")
 
 
+def _decoded(decoder: Any, kind: str, data: bytes) -> Iterator[bytes]:
+    """Feed ``data`` to ``decoder``, yielding bounded pieces (a sparse disk image expands ~1000x)."""
+    if kind == "xz":
+        yield decoder.decompress(data, max_length=CHUNK)
+        while not decoder.eof and not decoder.needs_input:
+            yield decoder.decompress(b"", max_length=CHUNK)
+    elif kind == "gz":
+        yield decoder.decompress(data, CHUNK)
+        while decoder.unconsumed_tail and not decoder.eof:
+            yield decoder.decompress(decoder.unconsumed_tail, CHUNK)
+    else:  # zstd: its decompressobj has no output limit, so it is fed small pieces (see the read size)
+        yield decoder.decompress(data)
+
+
 def _decompress_check(path: Path, kind: str, *, name: str, expected: str | None) -> None:
     """Decompress all of ``path``; fail on truncation, corruption, trailing data or a hash mismatch."""
     hasher = hashlib.sha256()
@@ -363,23 +377,21 @@ def _decompress_check(path: Path, kind: str, *, name: str, expected: str | None)
 
         return zstandard.ZstdDecompressor().decompressobj()
 
+    read_size = 2048 if kind == "zst" else CHUNK  # a 2 KiB zstd piece expands to at most ~64 MiB
     decoder = new_decoder()
-    members = 0
     try:
         with open(path, "rb") as f:
-            while chunk := f.read(CHUNK):
+            while chunk := f.read(read_size):
                 while chunk:
                     if decoder.eof:
-                        members += 1
                         if kind == "xz":
-                            stripped = chunk.lstrip(b"\0")  # stream padding
+                            stripped = chunk.lstrip(b"\0")  # stream padding (its framing was checked)
                             if not stripped:
-                                chunk = b""
-                                continue
+                                break
                             chunk = stripped
                         decoder = new_decoder()
-                    out = decoder.decompress(chunk)
-                    hasher.update(out)
+                    for out in _decoded(decoder, kind, chunk):
+                        hasher.update(out)
                     chunk = decoder.unused_data if decoder.eof else b""
         if not decoder.eof:
             raise VerificationError(f"{name}: truncated {kind} stream (ends before the end of the data)")
@@ -490,7 +502,9 @@ def ensure_artifact(ref: ArtifactRef, *, cache: ArtifactCache, keyring: gpg.Keyr
     options = options or FetchOptions()
     if not ref.sha256:
         raise StreamError(f"{ref.name}: the metadata gives no sha256 for {ref.location}; cannot verify it")
-    digest = ref.sha256
+    digest = ref.sha256.lower()
+    if len(digest) != 64 or digest.strip("0123456789abcdef"):
+        raise StreamError(f"{ref.name}: invalid sha256 {ref.sha256!r}")
     blob = cache.blob(digest)
     with cache.lock(digest):
         for stale in cache.tmp.glob(f"{digest}.*"):  # left by a killed process; we hold the lock
@@ -535,14 +549,17 @@ def ensure_artifact(ref: ArtifactRef, *, cache: ArtifactCache, keyring: gpg.Keyr
                     f"{ref.name}: SHA-256 mismatch: downloaded {size} bytes hashing to {got}, "
                     f"the metadata says {digest}"
                 )
-            check_compressed(tmp, name=ref.name, uncompressed_sha256=ref.uncompressed_sha256,
-                             deep=options.check_uncompressed)  # fmt: skip
+            # The signature first: only data from a trusted signer is fed to a decompressor.
             verified: gpg.SignatureCheck | None = None
             if signature is not None:
                 verified = gpg.verify_detached(tmp, signature, keyring, what=ref.name)
-                write_atomic(cache.signature(digest), signature)
             else:
                 LOG.warning("%s: no signature, accepted because insecure mode is on", ref.name)
+            check_compressed(tmp, name=ref.name, uncompressed_sha256=ref.uncompressed_sha256,
+                             deep=options.check_uncompressed)  # fmt: skip
+            if signature is not None:
+                write_atomic(cache.signature(digest), signature)
+            else:
                 cache.signature(digest).unlink(missing_ok=True)
             os.chmod(tmp, 0o444)
             os.replace(tmp, blob)
