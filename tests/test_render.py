@@ -495,7 +495,8 @@ def test_invoke_list(tmp_path):
 
 
 def test_render_butane_without_engine_is_yaml():
-    text, data, build_id, *_ = render_butane(SHIPPED, target="usb", site="lab", host="dns2")
+    b = render_butane(SHIPPED, target="usb", site="lab", host="dns2")
+    text, build_id = b.butane, b.build_id
     parsed = yaml.safe_load(text)
     assert parsed["variant"] == "fcos" and parsed["version"] == "1.5.0"
     assert build_id in text.splitlines()[1]

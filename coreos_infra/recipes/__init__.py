@@ -25,12 +25,13 @@ from coreos_infra.recipes.model import (
     UpdateWindow,
 )
 from coreos_infra.recipes.project import Project, load_project
-from coreos_infra.recipes.render import BUTANE_VERSION, Rendered, render, render_butane
+from coreos_infra.recipes.render import BUTANE_VERSION, ButaneRender, Rendered, render, render_butane
 
 __all__ = [
     "BUTANE_VERSION",
     "AdminUser",
     "BaseArtifact",
+    "ButaneRender",
     "Host",
     "Network",
     "Overlay",

@@ -9,7 +9,6 @@ result with :mod:`coreos_infra.ignition`.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -52,6 +51,21 @@ class Rendered:
             parts.append(self.host.name)
         parts.append(self.target.name)
         return "-".join(parts)
+
+
+@dataclass(frozen=True)
+class ButaneRender:
+    """The merged Butane of a build, before translation."""
+
+    butane: str
+    data: dict[str, Any]
+    build_id: str
+    identity: bytes
+    target: TargetRecipe
+    site: Site
+    host: Host | None
+    overlays: tuple[Overlay, ...]
+    contains_secrets: bool
 
 
 @dataclass(frozen=True)
@@ -249,7 +263,7 @@ def render_butane(
     base_release: str = "",
     firmware_version: str = "",
     extra_ssh_keys: Sequence[str] = (),
-) -> tuple[str, dict[str, Any], str, bytes, TargetRecipe, Site, Host | None, list[Overlay], bool]:
+) -> ButaneRender:
     """Everything up to the merged Butane (no translation): for ``render`` and for tests."""
     t = project.target(target)
     s = project.site(site)
@@ -322,7 +336,17 @@ def render_butane(
         f"# Translate with files_dir = {_display(project.root, project.overlays_dir)}/\n"
     )
     contains_secrets = bool(secrets) or any(a.password_hash for a in s.admins)
-    return dump_butane(merged, header), merged, build_id, identity, t, s, h, overlays, contains_secrets
+    return ButaneRender(
+        butane=dump_butane(merged, header),
+        data=merged,
+        build_id=build_id,
+        identity=identity,
+        target=t,
+        site=s,
+        host=h,
+        overlays=tuple(overlays),
+        contains_secrets=contains_secrets,
+    )
 
 
 def _display(root: Path, path: Path) -> str:
@@ -342,8 +366,13 @@ def render(
     firmware_version: str = "",
     extra_ssh_keys: Sequence[str] = (),
 ) -> Rendered:
-    """Render (site, target[, host]) into Butane text, compact Ignition JSON and the build ID."""
-    butane_text, _merged, build_id, identity, t, s, h, overlays, secret = render_butane(
+    """Render (site, target[, host]) into Butane text, compact Ignition JSON and the build ID.
+
+    ``base_release`` and ``firmware_version`` are what the build will use (they are part of the build
+    ID; fetching them is the caller's job). ``extra_ssh_keys`` go to the ``core`` user (boot tests use
+    this to log in with a throw-away key); they are part of the build ID too.
+    """
+    b = render_butane(
         project,
         target=target,
         site=site,
@@ -354,37 +383,30 @@ def render(
     )
     from coreos_infra import butane, ignition
 
+    what = f"{b.site.name}/{b.host.name if b.host else '-'}/{b.target.name}"
     try:
         translation = butane.translate(
-            butane_text.encode(),
-            filename=f"{s.name}-{t.name}.bu",
+            b.butane.encode(),
+            filename=f"{b.site.name}-{b.target.name}.bu",
             files_dir=project.overlays_dir,
             strict=True,
         )
     except butane.ButaneError as e:
-        raise CoreosInfraError(
-            f"the merged Butane of {s.name}/{h.name if h else '-'}/{t.name} does not translate: {e}"
-        ) from None
-    ign = translation.to_json(pretty=False)
+        raise CoreosInfraError(f"the merged Butane of {what} does not translate: {e}") from None
     problems = [r for r in ignition.validate(translation.config) if r.is_error]
     if problems:
-        raise CoreosInfraError(
-            "the rendered Ignition config is invalid:\n" + "\n".join(str(p) for p in problems)
-        )
+        detail = "\n".join(str(p) for p in problems)
+        raise CoreosInfraError(f"the rendered Ignition config of {what} is invalid:\n{detail}")
     return Rendered(
-        butane=butane_text,
-        ignition=ign,
-        build_id=build_id,
-        target=t,
-        host=h,
-        contains_secrets=secret,
-        checks=[o.checks for o in overlays if o.checks is not None],
-        site=s,
-        overlays=tuple(o.name for o in overlays),
-        identity=identity,
+        butane=b.butane,
+        ignition=translation.to_json(pretty=False),
+        build_id=b.build_id,
+        target=b.target,
+        host=b.host,
+        contains_secrets=b.contains_secrets,
+        checks=[o.checks for o in b.overlays if o.checks is not None],
+        site=b.site,
+        overlays=tuple(o.name for o in b.overlays),
+        identity=b.identity,
         reports=tuple(translation.reports),
     )
-
-
-def ip_sort_key(value: str) -> Any:
-    return ipaddress.ip_address(value)

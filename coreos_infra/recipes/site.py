@@ -284,6 +284,10 @@ def _check_roles(
                 raise roles_node.error("role dns needs dns.zones or dns.forwarders in the site")
             if role == "ntp" and not ntp.servers and not ntp.pools and ntp.local_stratum == 0:
                 raise roles_node.error("role ntp needs ntp.servers, ntp.pools or a local_stratum")
+            if role == "identity" and identity.setup_dns and "dns" in h.roles:
+                raise roles_node.error(
+                    "roles dns and identity with identity.setup_dns would both serve port 53 on this host"
+                )
             if role == "identity" and (not identity.realm or not identity.admin_password_file):
                 raise roles_node.error("role identity needs identity.realm and identity.admin_password_file")
 
