@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 
+from _ignition_oracle import IGNITION_VALIDATE, oracle_can_check, run_ignition_validate
+from coreos_infra import ignition
 from coreos_infra.butane import ButaneError, format_pretty, format_reports, translate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -97,11 +99,20 @@ def test_case(meta: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPa
         assert b'"compression": "gzip"' in out
     else:
         assert out == expected_bytes
+    # the output is valid for our Ignition model and round-trips through it
+    assert not [r for r in ignition.validate(result.config) if r.is_error]
+    assert ignition.dumps(ignition.parse(out), pretty=True) == out
+    # and for the real ignition-validate
+    if oracle_can_check(result.config):
+        r = run_ignition_validate(result.config)
+        assert r.returncode == 0, r.stdout + r.stderr
     if meta.get("warnings"):
         assert raw == (expected_dir / "expected-warnings.txt").read_text()
         assert pretty == (expected_dir / "expected-warnings-pretty.txt").read_text()
         with pytest.raises(ButaneError) as exc:
-            translate((case_dir / "input.bu").read_bytes(), filename="input.bu", files_dir="files", strict=True)
+            translate(
+                (case_dir / "input.bu").read_bytes(), filename="input.bu", files_dir="files", strict=True
+            )
         assert exc.value.reason == "Config produced warnings and --strict was specified"
     else:
         assert raw == ""
@@ -110,3 +121,50 @@ def test_case(meta: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPa
 def test_all_cases_present() -> None:
     assert len(INDEX) >= 56
     assert {m["expect"] for m in INDEX} == {"success", "error"}
+
+
+@pytest.mark.skipif(IGNITION_VALIDATE is None, reason="ignition-validate not installed")
+def test_oracle_rejects_what_we_reject() -> None:
+    """The oracle and our Ignition validator agree on invalid configs (same first error message)."""
+    bad: list[dict[str, Any]] = [
+        {"ignition": {"version": "3.3.0"}, "storage": {"files": [{"path": "rel"}]}},
+        {"ignition": {"version": "3.3.0"}, "storage": {"files": [{"path": "/a"}, {"path": "/a"}]}},
+        {"ignition": {"version": "3.3.0"}, "storage": {"files": [{"path": "/a/../b"}]}},
+        {"ignition": {"version": "3.3.0"}, "systemd": {"units": [{"name": "x.bad"}]}},
+        {
+            "ignition": {"version": "3.3.0"},
+            "systemd": {"units": [{"name": "x.service", "dropins": [{"name": "a"}]}]},
+        },
+        {
+            "ignition": {"version": "3.3.0"},
+            "storage": {"files": [{"path": "/a", "contents": {"source": "ftp://x"}}]},
+        },
+        {"ignition": {"version": "3.3.0"}, "storage": {"files": [{"path": "/a", "overwrite": True}]}},
+        {"ignition": {"version": "3.3.0"}, "storage": {"files": [{"path": "/a", "mode": 99999}]}},
+        {
+            "ignition": {"version": "3.2.0"},
+            "storage": {"filesystems": [{"device": "/dev/a", "format": "zfs"}]},
+        },
+        {"ignition": {"version": "3.3.0"}, "storage": {"disks": [{"device": "/dev/a", "partitions": [{}]}]}},
+        {
+            "ignition": {"version": "3.1.0"},
+            "storage": {"raid": [{"name": "md", "level": "raid9", "devices": ["/a"]}]},
+        },
+        {"ignition": {"version": "3.3.0"}, "storage": {"links": [{"path": "/l"}]}},
+        {
+            "ignition": {"version": "3.3.0"},
+            "kernelArguments": {"shouldExist": ["a"], "shouldNotExist": ["a"]},
+        },
+        {"ignition": {"version": "3.2.0"}, "storage": {"luks": [{"name": "a/b", "device": "/dev/x"}]}},
+        {
+            "ignition": {"version": "3.2.0"},
+            "storage": {"files": [{"path": "/a", "contents": {"source": "data:,a b"}}]},
+        },
+    ]
+    for config in bad:
+        ours = [r for r in ignition.validate(config) if r.is_error]
+        theirs = run_ignition_validate(config)
+        assert ours, config
+        assert theirs.returncode == 1, (config, theirs.stdout)
+        assert ours[0].message in theirs.stdout + theirs.stderr, (ours, theirs.stdout)
+        assert ignition.format_path(ours[0].path or ()) in theirs.stdout, (ours, theirs.stdout)

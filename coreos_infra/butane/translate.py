@@ -29,6 +29,7 @@ _SKIP = {
     "Dropin": {"contents_local"},
     "User": {"ssh_authorized_keys_local"},
 }
+_NODE_KEYS = ("group", "overwrite", "path", "user")
 _RESOURCE_PARENTS = {"contents", "append", "key_file", "merge", "replace", "certificate_authorities"}
 
 
@@ -134,7 +135,9 @@ def translate_value(ctx: Context, value: Any, ypath: PathT, jpath: PathT) -> Any
         return translate_resource(ctx, value, ypath, jpath)
     skip = _SKIP.get(kind, set())
     out: dict[str, Any] = {}
-    for key, v in value.items():
+    is_node = bool(ypath) and isinstance(ypath[-1], int) and ypath[-2] in ("files", "directories", "links")
+    # Butane's struct field order (Go field names: alphabetical, the embedded Node first)
+    for key, v in sorted(value.items(), key=lambda kv: (not (is_node and kv[0] in _NODE_KEYS), kv[0])):
         if key in skip:
             continue
         jkey = camel(key)

@@ -100,7 +100,13 @@ class SourceValidator:
     def walk(self, value: Any, path: PathT) -> None:
         self.check(value, path)
         if isinstance(value, dict):
-            for key in sorted(value):
+            is_node = (
+                len(path) >= 2
+                and isinstance(path[-1], int)
+                and path[-2] in ("files", "directories", "links")
+            )
+            node_keys = ("group", "overwrite", "path", "user")
+            for key in sorted(value, key=lambda k: (not (is_node and k in node_keys), k)):
                 self.walk(value[key], (*path, key))
         elif isinstance(value, list):
             for i, item in enumerate(value):

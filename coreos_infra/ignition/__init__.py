@@ -8,6 +8,7 @@ Butane (:func:`dumps`).
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
 from typing import Any
@@ -25,6 +26,7 @@ from coreos_infra.ignition.report import (
     has_errors,
 )
 from coreos_infra.ignition.rules import validate as _validate
+from coreos_infra.ignition.urls import decode_data_url
 from coreos_infra.ignition.types import (
     BOOL,
     EXPERIMENTAL_VERSIONS,
@@ -44,6 +46,7 @@ __all__ = [
     "Report",
     "SUPPORTED_VERSIONS",
     "append",
+    "decode_source",
     "dumps",
     "format_path",
     "format_reports",
@@ -194,6 +197,20 @@ def validate(config: dict[str, Any]) -> list[Report]:
     except (ValueError, IndexError):
         spec_minor = 6
     return unknown_keys(config, spec_minor) + _validate(config, spec_minor=spec_minor)
+
+
+def decode_source(source: str, compression: str | None = None) -> bytes:
+    """The bytes of a ``data:`` URL source, gunzipped when ``compression`` is ``gzip``."""
+    try:
+        data = decode_data_url(source)
+    except ValueError as e:
+        raise IgnitionError(f"invalid data URL: {e}") from None
+    if compression == "gzip":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError) as e:
+            raise IgnitionError(f"invalid gzip data: {e}") from None
+    return data
 
 
 def append(parent: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
