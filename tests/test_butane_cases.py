@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from _ignition_oracle import IGNITION_VALIDATE, oracle_can_check, run_ignition_validate
+
 from coreos_infra import ignition
 from coreos_infra.butane import ButaneError, format_pretty, format_reports, translate
 

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 import yaml
+from _ignition_oracle import IGNITION_VALIDATE, oracle_can_check, run_ignition_validate
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from _ignition_oracle import IGNITION_VALIDATE, oracle_can_check, run_ignition_validate
 from coreos_infra import ignition
 from coreos_infra.butane import translate
 

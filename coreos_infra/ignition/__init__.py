@@ -26,7 +26,6 @@ from coreos_infra.ignition.report import (
     has_errors,
 )
 from coreos_infra.ignition.rules import validate as _validate
-from coreos_infra.ignition.urls import decode_data_url
 from coreos_infra.ignition.types import (
     BOOL,
     EXPERIMENTAL_VERSIONS,
@@ -37,6 +36,7 @@ from coreos_infra.ignition.types import (
     ListOf,
     minor,
 )
+from coreos_infra.ignition.urls import decode_data_url
 
 __all__ = [
     "ERROR",
