@@ -26,12 +26,14 @@ SUMS_NAME = "SHA256SUMS"
 
 @dataclass(frozen=True)
 class BundleFile:
-    """One file of the bundle: ``name`` is its relative path; content from ``source`` or ``data``."""
+    """One file of the bundle: ``name`` is its relative path; content from ``source`` (followed by
+    ``append``) or ``data``."""
 
     name: str
     source: Path | None = None
     data: bytes | None = None
     mode: int = 0o644
+    append: bytes = b""
 
     def __post_init__(self) -> None:
         if (self.source is None) == (self.data is None):
@@ -73,6 +75,8 @@ def _populate(tmp: Path, files: Sequence[BundleFile]) -> dict[str, str]:
             try:
                 with open(bf.source, "rb") as src, open(dest, "xb") as out:
                     copy_file_fast(src, out)
+                    out.seek(0, os.SEEK_END)
+                    out.write(bf.append)
             except OSError as e:
                 raise CoreosInfraError(f"{bf.source}: cannot copy into the bundle: {e.strerror}") from e
             sums[bf.name] = _hash_file(dest)

@@ -11,6 +11,7 @@ OS supports.
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,8 +19,8 @@ from typing import BinaryIO
 
 from coreos_infra.cpio import initrd_to_bytes
 from coreos_infra.customize import CustomizeError, CustomizeOptions, CustomizeResult, Features, customize
-from coreos_infra.errors import InputError, Location
-from coreos_infra.fsutil import atomic_output
+from coreos_infra.errors import CoreosInfraError, InputError, Location
+from coreos_infra.fsutil import atomic_output, copy_file_fast
 from coreos_infra.pxe.wrap import (
     FEATURES_PATH,
     IGNITION_PATH,
@@ -66,11 +67,11 @@ def plan_customization(initramfs: bytes, opts: CustomizeOptions, *, source: str)
     return PxeCustomization(initrd_to_bytes(result.initrd), result, tuple(notices))
 
 
-def _read_input(path: Path) -> bytes:
+def _read_input(f: BinaryIO, path: Path) -> bytes:
     try:
-        return path.read_bytes()
+        return f.read()
     except OSError as e:
-        raise InputError(f"opening initramfs: {e.strerror}", Location(file=str(path))) from e
+        raise InputError(f"reading initramfs: {e.strerror}", Location(file=str(path))) from e
 
 
 def customize_initramfs_bytes(
@@ -90,15 +91,27 @@ def customize_initramfs(
     The output appears atomically and, like coreos-installer, never replaces an existing file unless
     ``overwrite``.
     """
-    data = _read_input(initramfs)
-    plan = plan_customization(data, opts, source=str(initramfs))
-    if output is None:
-        out = stdout if stdout is not None else sys.stdout.buffer
-        out.write(data)
-        out.write(plan.archive)
-        out.flush()
-    else:
+    if output is not None and not overwrite and output.exists():
+        raise CoreosInfraError(f"{output}: refusing to overwrite an existing file")
+    try:
+        src = open(initramfs, "rb")  # noqa: SIM115
+    except OSError as e:
+        raise InputError(f"opening initramfs: {e.strerror}", Location(file=str(initramfs))) from e
+    with src:
+        data = _read_input(src, initramfs)
+        plan = plan_customization(data, opts, source=str(initramfs))
+        if output is None:
+            out = stdout if stdout is not None else sys.stdout.buffer
+            out.write(data)
+            out.write(plan.archive)
+            out.flush()
+            return plan
         with atomic_output(output, overwrite=overwrite) as f:
-            f.write(data)
+            # the verbatim copy goes through copy_file_range (reflink where possible), not through Python
+            src.seek(0)
+            copy_file_fast(src, f)
+            f.seek(0, os.SEEK_END)
+            if f.tell() != len(data):
+                raise CoreosInfraError(f"{initramfs}: changed while it was being read")
             f.write(plan.archive)
     return plan

@@ -116,7 +116,8 @@ def build(req: BuildRequest) -> BuildResult:
                 LOG.info("  %s", line)
             notices += custom.notices
         has_config = plan.customize_dest_ignition and req.contains_secrets
-        files.append(BundleFile(INITRAMFS, data=data + custom.archive, mode=0o600 if has_config else 0o644))
+        mode = 0o600 if has_config else 0o644
+        files.append(BundleFile(INITRAMFS, source=initramfs, append=custom.archive, mode=mode))
     else:
         files.append(BundleFile(INITRAMFS, source=initramfs))
     files.append(BundleFile(ROOTFS, source=rootfs))
