@@ -16,8 +16,10 @@ from recipes_testlib import REPO, SITE, ign_files, ign_text, make_project
 from coreos_infra.recipes import checks as value_checks
 from coreos_infra.recipes import load_project, render
 from coreos_infra.recipes.yamlsrc import parse_yaml
+from coreos_infra.run import find_binary, run
 
 PROJECT = load_project(REPO)
+KEA_CONF = "/etc/kea/kea-dhcp4.conf"
 OVERLAYS = sorted(PROJECT.overlays)
 
 
@@ -196,7 +198,7 @@ def test_fleet_lock_zincati(tmp_path):
     ]
 
 
-def test_richer_dhcp(tmp_path):
+def _richer_dhcp_ignition(tmp_path: Path) -> bytes:
     site = SITE.replace(
         'roles: [dns]\n    mac: "52:54:00:00:00:02"', 'roles: [dhcp]\n    mac: "52:54:00:00:00:02"'
     )
@@ -212,7 +214,11 @@ def test_richer_dhcp(tmp_path):
         "      reservations: [{mac: '02:00:00:00:00:01', address: 10.9.0.7}]\n"
     )
     root = make_project(tmp_path, site=site)
-    ign = render(load_project(root), target="t", site="t", host="b").ignition
+    return render(load_project(root), target="t", site="t", host="b").ignition
+
+
+def test_richer_dhcp(tmp_path):
+    ign = _richer_dhcp_ignition(tmp_path)
     kea = json.loads(ign_text(ign, "/etc/kea/kea-dhcp4.conf"))["Dhcp4"]
     lan, iot = kea["subnet4"]
     assert [s["id"] for s in (lan, iot)] == [1, 2]
@@ -339,3 +345,33 @@ def test_file_checks_catch_a_wrong_config():
     del host.files["/etc/coredns/zones/db.lab.example"]
     with pytest.raises(AssertionError):
         _load_checks("dns").test_config_present(host)
+
+
+# ------------------------------------------------------------------------------------ real config checkers
+def test_kea_accepts_rendered_config(tmp_path):
+    """Debian's kea-dhcp4 (2.2) parses the rendered config (the container runs 2.6, which accepts 2.2's)."""
+    kea = find_binary("kea-dhcp4", reason="check the dhcp overlay's Kea config")
+    configs = [ign_text(render(PROJECT, target="metal", site="lab", host="dhcp1").ignition, KEA_CONF)]
+    configs.append(ign_text(_richer_dhcp_ignition(tmp_path), KEA_CONF))
+    for i, text in enumerate(configs):
+        path = tmp_path / f"kea-{i}.conf"
+        path.write_text(text)
+        out = run([kea, "-t", str(path)], check=False, capture=True)
+        assert out.returncode == 0, out.stdout.decode() + out.stderr.decode()
+    # and it does reject a broken one: the checker is real
+    bad = tmp_path / "bad.conf"
+    bad.write_text(configs[0].replace('"10.0.2.100 - 10.0.2.199"', '"10.0.2.100 - 10.0.9.199"'))
+    assert run([kea, "-t", str(bad)], check=False, capture=True).returncode != 0
+
+
+def test_chrony_accepts_rendered_config(tmp_path):
+    chronyd = find_binary("chronyd", reason="check the ntp overlay's chrony.conf")
+    text = ign_text(render(PROJECT, target="metal", site="lab", host="dns2").ignition, "/etc/chrony.conf")
+    path = tmp_path / "chrony.conf"
+    path.write_text(text)
+    out = run([chronyd, "-p", "-f", str(path)], check=False, capture=True)
+    assert out.returncode == 0, out.stderr.decode()
+    printed = out.stdout.decode().splitlines()
+    assert "allow 10.0.2.0/24" in printed and "server 10.0.2.11 iburst" in printed
+    path.write_text(text + "alow 10.0.0.0/8\n")
+    assert run([chronyd, "-p", "-f", str(path)], check=False, capture=True).returncode != 0
