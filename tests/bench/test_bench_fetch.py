@@ -1,0 +1,98 @@
+"""Fetch speed (``invoke bench``; marker ``bench``).
+
+Targets (issue 4):
+- a cold fetch (download + SHA-256 + gpgv over every byte + cache insert) within 2x of a plain download of
+  the same file from the same loopback server, measured in the same run;
+- a cache hit costs the same for a small and a big file (no re-hashing, no network): under 0.5 s.
+
+File size ``BENCH_FETCH_MIB`` (default 128 MiB, incompressible). Ratios are printed; run with ``-s``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from fetch_testlib import serve  # noqa: E402
+
+from coreos_infra import gpg  # noqa: E402
+from coreos_infra.fetch import FetchOptions, fetch_artifacts  # noqa: E402
+from coreos_infra.stream import ArtifactFile, write_mirror  # noqa: E402
+
+pytestmark = pytest.mark.bench
+
+MIB = int(os.environ.get("BENCH_FETCH_MIB", "128"))
+
+
+def _median(fn: Callable[[], None], runs: int = 3) -> float:
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def test_bench_fetch(tmp_path: Path) -> None:
+    with gpg.throwaway_key(tmp_path) as key:
+        big = tmp_path / "files" / "big.iso"
+        small = tmp_path / "files" / "small.iso"
+        big.parent.mkdir()
+        block = os.urandom(1 << 20)
+        with open(big, "wb") as f:
+            for _ in range(MIB):
+                f.write(block)
+        small.write_bytes(block[:4096])
+        files = [ArtifactFile("x86_64", "metal", "iso", "disk", big),
+                 ArtifactFile("x86_64", "qemu", "iso", "disk", small)]  # fmt: skip
+        write_mirror(tmp_path / "mirror", "stable", "43.1", files, signer=key.sign)
+        pub = tmp_path / "key.asc"
+        pub.write_bytes(key.public_key())
+    opts = FetchOptions(backoff=0.01)
+    with serve(tmp_path / "mirror") as server:
+        url = f"{server.url}/prod/streams/stable/builds/43.1/x86_64/big.iso"
+
+        def plain() -> None:
+            with urllib.request.urlopen(url) as resp, open(tmp_path / "plain", "wb") as out:
+                shutil.copyfileobj(resp, out, 1 << 20)
+
+        counter = iter(range(100))
+
+        def cold() -> None:
+            fetch_artifacts(
+                base_url=server.url, stream="stable", arch="x86_64", platform="metal", fmt="iso",
+                cache_dir=tmp_path / f"cache{next(counter)}", keyring=pub, options=opts,
+            )  # fmt: skip
+
+        def hit(platform: str) -> Callable[[], None]:
+            def run() -> None:
+                fetch_artifacts(
+                    base_url=server.url, stream="stable", arch="x86_64", platform=platform, fmt="iso",
+                    release="43.1", cache_dir=tmp_path / "hot", keyring=pub, options=opts,
+                )  # fmt: skip
+
+            run()
+            return run
+
+        t_plain = _median(plain)
+        t_cold = _median(cold)
+        t_hit_big = _median(hit("metal"), runs=5)
+        t_hit_small = _median(hit("qemu"), runs=5)
+    print(
+        f"\nfetch {MIB} MiB: plain download {t_plain:.2f} s ({MIB / t_plain:.0f} MiB/s), "
+        f"verified fetch {t_cold:.2f} s ({MIB / t_cold:.0f} MiB/s), ratio {t_cold / t_plain:.2f}x "
+        f"(target <= 2x); cache hit big {t_hit_big * 1000:.0f} ms, small {t_hit_small * 1000:.0f} ms "
+        "(target < 500 ms, size-independent)"
+    )
+    assert t_cold / t_plain <= 2.0
+    assert t_hit_big < 0.5 and t_hit_small < 0.5
