@@ -375,3 +375,30 @@ def test_chrony_accepts_rendered_config(tmp_path):
     assert "allow 10.0.2.0/24" in printed and "server 10.0.2.11 iburst" in printed
     path.write_text(text + "alow 10.0.0.0/8\n")
     assert run([chronyd, "-p", "-f", str(path)], check=False, capture=True).returncode != 0
+
+
+def test_zone_file_parses():
+    """dnspython's RFC 1035 parser reads the rendered zone: names, types and values as the site says."""
+    import dns.rdatatype
+    import dns.zone
+
+    text = ign_text(
+        render(PROJECT, target="metal", site="lab", host="dns1").ignition,
+        "/etc/coredns/zones/db.lab.example",
+    )
+    zone = dns.zone.from_text(text, origin="lab.example.", relativize=False, check_origin=True)
+    soa = zone.find_rdataset("lab.example.", dns.rdatatype.SOA)[0]
+    assert str(soa.mname) == "dns1.lab.example." and soa.serial == 1
+    ns = sorted(str(r.target) for r in zone.find_rdataset("lab.example.", dns.rdatatype.NS))
+    assert ns == ["dns1.lab.example.", "dns2.lab.example."]
+    a = {str(name): str(rds[0]) for name, rds in zone.iterate_rdatasets(dns.rdatatype.A)}
+    assert a == {
+        "gw.lab.example.": "10.0.2.2",
+        "dns1.lab.example.": "10.0.2.11",
+        "dns2.lab.example.": "10.0.2.12",
+        "dhcp1.lab.example.": "10.0.2.13",
+    }
+    cname = zone.find_rdataset("ntp.lab.example.", dns.rdatatype.CNAME)[0]
+    assert str(cname.target) == "dns1.lab.example."
+    txt = zone.find_rdataset("lab.example.", dns.rdatatype.TXT)[0]
+    assert txt.strings == (b"coreos-infra lab",)
