@@ -15,7 +15,7 @@ from coreos_infra import __version__
 from coreos_infra.errors import CoreosInfraError
 from coreos_infra.log import setup_logging
 
-AREAS = ("butane", "pxe", "iso")
+AREAS = ("butane", "pxe", "iso", "download")
 
 
 def build_parser() -> argparse.ArgumentParser:
