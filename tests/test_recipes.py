@@ -4,14 +4,18 @@ exact message and position (``file:line:col: path: message``)."""
 from __future__ import annotations
 
 import ipaddress
+from itertools import product
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from recipes_testlib import REPO, SITE, TARGET, make_project
 
 from coreos_infra.errors import InputError
 from coreos_infra.recipes import load_project
 from coreos_infra.recipes.model import UpdateWindow
+from coreos_infra.recipes.site import load_site
 
 
 @pytest.fixture(scope="module")
@@ -380,3 +384,57 @@ def test_fleet_lock_policy(tmp_path):
     assert s.updates.fleet_lock_url == "http://lock.t.example:8080"
     assert s.updates.fleet_lock_group == "t"
     assert all(h.update_window is None for h in s.hosts)
+
+
+# ------------------------------------------------------------------------------------ staggering, property
+_DAYS = ["Mon", "Tue", "Wed"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    windows=st.lists(
+        st.tuples(st.sampled_from(_DAYS), st.integers(0, 23), st.sampled_from([30, 60, 180, 1500])),
+        min_size=1,
+        max_size=4,
+    ),
+    roles=st.lists(
+        st.sets(st.sampled_from(["dns", "ntp", "monitoring"]), max_size=2), min_size=1, max_size=5
+    ),
+)
+def test_stagger_property(tmp_path_factory, windows, roles):
+    """Hosts sharing a role get non-overlapping windows, or the error says no such assignment exists."""
+    lines = [
+        "domain: t.example",
+        "admins: [{name: core, ssh_keys: ['" + SITE.split('ssh_keys: ["')[1].split('"')[0] + "']}]",
+        "networks: [{name: lan, cidr: 10.1.0.0/24}]",
+        "dns: {forwarders: [10.1.0.1]}",
+        "updates:",
+        "  strategy: periodic",
+        "  windows:",
+    ]
+    lines += [f"    - {{days: [{d}], start_time: '{h:02d}:00', length_minutes: {n}}}" for d, h, n in windows]
+    lines.append("hosts:")
+    for i, r in enumerate(roles):
+        lines.append(f"  - {{name: h{i}, roles: [{', '.join(sorted(r))}], mac: '52:54:00:00:01:{i:02x}', "
+                     f"address: 10.1.0.{10 + i}}}")  # fmt: skip
+    path = tmp_path_factory.mktemp("stagger") / "t.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    ws = [UpdateWindow(days=(d,), start_time=f"{h:02d}:00", length_minutes=n) for d, h, n in windows]
+
+    def valid(assign: tuple[int, ...]) -> bool:
+        return all(
+            not (roles[i] & roles[j]) or not ws[assign[i]].overlaps(ws[assign[j]])
+            for i in range(len(roles))
+            for j in range(i + 1, len(roles))
+        )
+
+    possible = any(valid(a) for a in product(range(len(ws)), repeat=len(roles)))
+    try:
+        site = load_site(path, "t.yaml", {})
+    except InputError as e:
+        assert not possible, str(e)
+        assert "cannot stagger updates" in str(e)
+        return
+    assert possible
+    chosen = tuple(ws.index(h.update_window) for h in site.hosts)  # type: ignore[arg-type]
+    assert valid(chosen)
