@@ -100,7 +100,7 @@ STRUCTS: dict[str, tuple[BField, ...]] = {
         _b("type_guid", STR),
         _b("guid", STR),
         _b("wipe_partition_entry", BOOL),
-        _b("should_exist", BOOL, 2),
+        _b("should_exist", BOOL),
         _b("resize", BOOL, 2),
     ),
     "Raid": (

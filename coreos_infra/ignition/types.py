@@ -100,7 +100,7 @@ TYPES: dict[str, tuple[Field, ...]] = {
         _f("label", STR),
         _f("number", INT, zero_omit=True),
         _f("resize", BOOL, 2),
-        _f("shouldExist", BOOL, 2),
+        _f("shouldExist", BOOL),
         _f("sizeMiB", INT),
         _f("startMiB", INT),
         _f("typeGuid", STR),
