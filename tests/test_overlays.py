@@ -373,6 +373,11 @@ def test_chrony_accepts_rendered_config(tmp_path):
     assert out.returncode == 0, out.stderr.decode()
     printed = out.stdout.decode().splitlines()
     assert "allow 10.0.2.0/24" in printed and "server 10.0.2.11 iburst" in printed
+    client = ign_text(render(PROJECT, target="metal", site="lab", host="dhcp1").ignition, "/etc/chrony.conf")
+    (tmp_path / "client.conf").write_text(client)
+    out = run([chronyd, "-p", "-f", str(tmp_path / "client.conf")], check=False, capture=True)
+    assert out.returncode == 0, out.stderr.decode()
+    assert "server 10.0.2.11 iburst" in out.stdout.decode() and "allow" not in out.stdout.decode()
     path.write_text(text + "alow 10.0.0.0/8\n")
     assert run([chronyd, "-p", "-f", str(path)], check=False, capture=True).returncode != 0
 

@@ -179,7 +179,10 @@ def test_dhcp_host_contents(rendered):
     assert "CAP_NET_RAW" in quadlet and "\nNetwork=host\n" in quadlet
     assert "VolumeName=kea-leases" in ign_text(ign, "/etc/containers/systemd/kea-leases.volume")
     files = ign_files(ign)
-    assert "/etc/coredns/Corefile" not in files and "/etc/chrony.conf" not in files
+    assert "/etc/coredns/Corefile" not in files
+    # not an NTP server, but a client of the site's NTP hosts
+    chrony = ign_text(ign, "/etc/chrony.conf")
+    assert "server 10.0.2.11 iburst\nserver 10.0.2.12 iburst\n" in chrony and "allow" not in chrony
 
 
 def test_node_exporter_everywhere(rendered):
