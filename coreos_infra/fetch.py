@@ -81,6 +81,10 @@ class _Transient(Exception):
     """A failure worth retrying (dropped connection, timeout, 5xx)."""
 
 
+class _RangeRejected(_Transient):
+    """The server refused to resume (416): start again from the beginning."""
+
+
 @dataclass(frozen=True)
 class FetchOptions:
     timeout: float = 30.0  # seconds without progress on a socket before giving up on that attempt
@@ -155,12 +159,17 @@ def _open(url: str, *, offset: int = 0, if_range: str | None = None, timeout: fl
         if e.code in (404, 410):
             raise NotFound(f"{e.code} {e.reason}: {url}") from None
         if e.code == 416:
-            raise _Transient("416 Range Not Satisfiable") from None
+            raise _RangeRejected("416 Range Not Satisfiable") from None
         if e.code in (408, 425, 429) or e.code >= 500:
             raise _Transient(f"{e.code} {e.reason}") from None
         raise FetchError(f"{e.code} {e.reason}: {url}") from None
     except (urllib.error.URLError, TimeoutError, ConnectionError, http.client.HTTPException, OSError) as e:
         reason = getattr(e, "reason", e)
+        if isinstance(reason, socket.gaierror) and reason.errno in (socket.EAI_NONAME, socket.EAI_FAIL):
+            raise FetchError(
+                f"cannot resolve {parsed.hostname} ({reason.strerror}): {url}",
+                hint="without network access, use a local mirror: --stream-base-url DIR (see invoke mirror)",
+            ) from None
         raise _Transient(str(reason)) from None
     status = resp.status
     length = resp.headers.get("Content-Length")
@@ -292,6 +301,13 @@ def download(url: str, dest: Path, *, expected_size: int | None = None, options:
                 attempt += 1
                 if attempt > options.retries:
                     raise FetchError(f"{url}: download failed after {attempt} attempts: {e}") from None
+                if isinstance(e, _RangeRejected):
+                    out.seek(0)
+                    out.truncate()
+                    hasher = hashlib.sha256()
+                    have = 0
+                    validator = None
+                    bar.reset(total=total)
                 LOG.warning(
                     "%s: %s; retrying (%d/%d)%s", url, e, attempt, options.retries,
                     f", resuming at byte {have}" if have else "",
@@ -591,7 +607,7 @@ def _write_record(
 def _resolve(base: str, stream: str, arch: str, platform: str, fmt: str, release: str | None,
              cache: ArtifactCache, options: FetchOptions) -> tuple[str, dict[str, ArtifactRef]]:  # fmt: skip
     if release is None:
-        s = load_stream(base, stream)
+        s = load_stream(base, stream, options=options)
         return s.release(arch, platform), s.artifact(arch, platform, fmt)
     # A release never changes: its metadata is cached so a rebuild needs no network at all.
     saved = cache.root / "metadata" / stream / f"{release}.json"
@@ -607,7 +623,7 @@ def _resolve(base: str, stream: str, arch: str, platform: str, fmt: str, release
             read_url(index_url, limit=64 << 20, options=options), index_url, base_url=base
         )
     except NotFound:
-        s = load_stream(base, stream)
+        s = load_stream(base, stream, options=options)
         current = s.release(arch, platform)
         if current != release:
             raise StreamError(

@@ -318,30 +318,31 @@ def parse_release(data: bytes, source: str, *, base_url: str | None = None) -> R
     return Release(version, str(doc.get("stream", "")), source, base_url or DEFAULT_BASE_URL, arches)
 
 
-def load_stream(base_url: str, stream: str) -> Stream:
-    """Download and parse ``<base_url>/streams/<stream>.json``."""
+def load_stream(base_url: str, stream: str, *, options: Any = None) -> Stream:
+    """Download and parse ``<base_url>/streams/<stream>.json`` (``options``: a fetch.FetchOptions)."""
     from coreos_infra.fetch import read_url
 
     base = normalize_base_url(base_url)
     url = stream_url(base, stream)
-    return parse_stream(read_url(url, limit=MAX_METADATA_BYTES), url, base_url=base)
+    return parse_stream(read_url(url, limit=MAX_METADATA_BYTES, options=options), url, base_url=base)
 
 
-def load_release_index(base_url: str, stream: str) -> ReleaseIndex:
+def load_release_index(base_url: str, stream: str, *, options: Any = None) -> ReleaseIndex:
     from coreos_infra.fetch import read_url
 
     base = normalize_base_url(base_url)
     url = release_index_url(base, stream)
-    return parse_release_index(read_url(url, limit=MAX_METADATA_BYTES), url, base_url=base)
+    return parse_release_index(read_url(url, limit=MAX_METADATA_BYTES, options=options), url, base_url=base)
 
 
-def load_release(base_url: str, stream: str, release: str) -> Release:
+def load_release(base_url: str, stream: str, release: str, *, options: Any = None) -> Release:
     """Find ``release`` in the stream's release index and parse its ``release.json``."""
     from coreos_infra.fetch import read_url
 
     base = normalize_base_url(base_url)
-    entry = load_release_index(base, stream).find(release)
-    parsed = parse_release(read_url(entry.metadata, limit=MAX_METADATA_BYTES), entry.metadata, base_url=base)
+    entry = load_release_index(base, stream, options=options).find(release)
+    data = read_url(entry.metadata, limit=MAX_METADATA_BYTES, options=options)
+    parsed = parse_release(data, entry.metadata, base_url=base)
     if parsed.version != release:
         raise StreamError(f"release.json describes release {parsed.version!r}, expected {release!r}",
                           Location(file=entry.metadata, path="release"))  # fmt: skip

@@ -40,6 +40,7 @@ class Request:
 class Behaviour:
     drop_after: dict[str, int] = field(default_factory=dict)  # path -> bytes of body sent, then drop (once)
     fail: dict[str, list[int]] = field(default_factory=dict)  # path -> statuses to answer first
+    fail_ranged: dict[str, list[int]] = field(default_factory=dict)  # same, only for Range requests
     stall: dict[str, float] = field(default_factory=dict)  # path -> seconds to sleep before the body (once)
     fake_length: dict[str, int] = field(default_factory=dict)  # path -> Content-Length to announce
     ignore_range: bool = False
@@ -68,6 +69,8 @@ class MirrorServer:
                     server.requests.append(Request(self.command, path, dict(self.headers.items())))
                     b = server.behaviour
                     failures = b.fail.get(path)
+                    if "Range" in self.headers and b.fail_ranged.get(path):
+                        failures = b.fail_ranged[path]
                     status = failures.pop(0) if failures else None
                     drop = b.drop_after.pop(path, None)
                     stall = b.stall.pop(path, None)

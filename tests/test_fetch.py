@@ -184,6 +184,18 @@ def test_resume_when_server_ignores_range(
     assert result.files["disk"].read_bytes() == mirror.contents[("x86_64", "metal", "iso", "disk")]
 
 
+def test_restart_when_server_refuses_to_resume(
+    mirror: MirrorFixture, server: MirrorServer, tmp_path: Path
+) -> None:
+    path = mirror.url_path("x86_64", "metal", "iso")
+    server.behaviour.drop_after[path] = 50 * 1024
+    server.behaviour.fail_ranged[path] = [416]
+    result = fetch(server.url, tmp_path / "cache", mirror.public_key, fmt="iso")
+    gets = server.requests_for(path)
+    assert [g.headers.get("Range") for g in gets] == [None, f"bytes={50 * 1024}-", None]
+    assert result.files["disk"].read_bytes() == mirror.contents[("x86_64", "metal", "iso", "disk")]
+
+
 def test_retries_server_errors_then_succeeds(
     mirror: MirrorFixture, server: MirrorServer, tmp_path: Path
 ) -> None:
