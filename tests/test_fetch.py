@@ -219,8 +219,8 @@ def test_stalled_server_times_out_and_resumes(
     mirror: MirrorFixture, server: MirrorServer, tmp_path: Path
 ) -> None:
     path = mirror.url_path("x86_64", "metal", "iso")
-    server.behaviour.stall[path] = 3.0
-    opts = FetchOptions(timeout=0.5, retries=2, backoff=0.01)
+    server.behaviour.stall[path] = 5.0
+    opts = FetchOptions(timeout=1.5, retries=2, backoff=0.01)
     result = fetch(server.url, tmp_path / "cache", mirror.public_key, fmt="iso", options=opts)
     assert len(server.requests_for(path)) == 2
     assert result.files["disk"].read_bytes() == mirror.contents[("x86_64", "metal", "iso", "disk")]
