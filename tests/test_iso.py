@@ -139,22 +139,19 @@ def cli(*args: str | Path, input: bytes | None = None, ok: bool = True) -> Resul
 
 
 def test_cli_subprocess(iso_copy) -> None:  # type: ignore[no-untyped-def]
-    """The real entry point (``python -m coreos_infra iso``) streams an ISO to a pipe."""
+    """The real entry point (``python -m coreos_infra iso``) streams an ISO to a pipe and reports errors."""
     iso = iso_copy("2023-07.x86_64")
-    script = (
-        "import argparse, sys\n"
-        "from coreos_infra.cli import iso\n"
-        "p = argparse.ArgumentParser()\n"
-        "iso.register(p.add_subparsers(dest='command', required=True))\n"
-        "a = p.parse_args(sys.argv[1:])\n"
-        "sys.exit(a.func(a))\n"
-    )
     argv = ["iso", "customize", "--dest-device", "/dev/sda", "-o", "-", str(iso)]
-    r = subprocess.run([sys.executable, "-c", script, *argv], capture_output=True, cwd=ROOT, check=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "coreos_infra", *argv], capture_output=True, cwd=ROOT, check=True
+    )
     assert r.stderr == b"Boot media will automatically install to /dev/sda without confirmation.\n"
     assert len(r.stdout) == iso.stat().st_size
     cli("customize", "--dest-device", "/dev/sda", iso)
     assert hashlib.sha256(r.stdout).hexdigest() == sha(iso)
+    r = subprocess.run([sys.executable, "-m", "coreos_infra", *argv], capture_output=True, cwd=ROOT)
+    assert r.returncode == 1
+    assert r.stderr.endswith(b"Error: This ISO image is already customized; use -f to force.\n")
 
 
 def three_ways(iso: Path, tmp_path: Path, *args: str | Path, input: bytes | None = None) -> str:

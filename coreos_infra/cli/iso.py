@@ -50,7 +50,7 @@ def _ignition_embed(args: argparse.Namespace) -> int:
                 "This ISO image already has an embedded Ignition config; use -f to force."
             )
         files[IGNITION_MEMBER] = data
-        iso.set_initrd(files)
+        iso.set_initrd(files, background=True)
         iso.save(args.output)
     return 0
 
@@ -69,7 +69,7 @@ def _ignition_remove(args: argparse.Namespace) -> int:
     with LiveIso(args.input) as iso:
         files = iso.initrd()
         files.pop(IGNITION_MEMBER, None)
-        iso.set_initrd(files)
+        iso.set_initrd(files, background=True)
         iso.save(args.output)
     return 0
 
@@ -96,7 +96,7 @@ def _network_embed(args: argparse.Namespace) -> int:
             raise CoreosInfraError("This ISO image already has embedded network settings; use -f to force.")
         files = {k: v for k, v in files.items() if not k.startswith(NETWORK_PREFIX)}
         files.update({NETWORK_PREFIX + name: data for name, data in keyfiles.items()})
-        iso.set_initrd(files)
+        iso.set_initrd(files, background=True)
         iso.save(args.output)
     return 0
 
@@ -132,7 +132,7 @@ def _network_extract(args: argparse.Namespace) -> int:
 def _network_remove(args: argparse.Namespace) -> int:
     with LiveIso(args.input) as iso:
         files = {k: v for k, v in iso.initrd().items() if not k.startswith(NETWORK_PREFIX)}
-        iso.set_initrd(files)
+        iso.set_initrd(files, background=True)
         iso.save(args.output)
     return 0
 

@@ -45,7 +45,7 @@ def customize_iso(
         new_kargs = edit_kargs(
             iso.default_kargs(), append=live.append, delete=live.delete, replace=live.replace
         )
-    iso.set_initrd(result.initrd)
+    iso.set_initrd(result.initrd, background=True)
     if new_kargs is not None:
         iso.set_kargs(new_kargs)
     return result

@@ -10,15 +10,20 @@ identical bytes:
   replacing an existing file;
 - ``output="-"``: streamed to stdout (sendfile where possible) with the areas substituted on the fly.
 
-Memory use is bounded by the embed areas (≤ 256 KiB each), never by the ISO size.
+Memory use is bounded by the embed areas (≤ 256 KiB each) and the xz encoder, never by the ISO size.
+The xz encoding of the Ignition area (liblzma preset 9: ~0.1 s of encoder setup per block, with the GIL
+held) can be deferred to :meth:`LiveIso.save` (``set_initrd(..., background=True)``), where with ``-o`` it
+runs while another thread copies the ISO in the kernel (copy_file_range releases the GIL).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO
 
@@ -55,7 +60,7 @@ class LiveIso:
         except BaseException:
             self._f.close()
             raise
-        self._writes: dict[int, bytes] = {}
+        self._writes: dict[int, bytes | Callable[[], bytes]] = {}
         self._initrd: dict[str, bytes] | None = None
         self._kargs: str | None = None
 
@@ -85,11 +90,19 @@ class LiveIso:
             self._initrd = embed.decode_area(self.read(area.offset, area.length))
         return dict(self._initrd)
 
-    def set_initrd(self, files: Mapping[str, bytes]) -> None:
-        """Replace the embedded initrd members (empty => the area becomes all zeros)."""
+    def set_initrd(self, files: Mapping[str, bytes], *, background: bool = False) -> None:
+        """Replace the embedded initrd members (empty => the area becomes all zeros).
+
+        The area is encoded now, or with ``background=True`` during :meth:`save` (overlapping the copy;
+        a "too large" error then surfaces from :meth:`save`, before anything is written or renamed).
+        """
         area = self.ignition_area
-        self._writes[area.offset] = embed.encode_area(files, area.length)
-        self._initrd = dict(files)
+        files = dict(files)
+        if background:
+            self._writes[area.offset] = functools.partial(embed.encode_area, files, area.length)
+        else:
+            self._writes[area.offset] = embed.encode_area(files, area.length)
+        self._initrd = files
 
     def ignition(self) -> bytes | None:
         return self.initrd().get(IGNITION_MEMBER)
@@ -134,7 +147,11 @@ class LiveIso:
 
     @property
     def pending_writes(self) -> dict[int, bytes]:
-        return dict(sorted(self._writes.items()))
+        """Offset -> bytes of every queued write (runs deferred encodings)."""
+        for offset, value in list(self._writes.items()):
+            if callable(value):
+                self._writes[offset] = value()
+        return {k: v for k, v in sorted(self._writes.items()) if isinstance(v, bytes)}
 
     # ------------------------------------------------------------ output
 
@@ -145,24 +162,27 @@ class LiveIso:
         stdout: BinaryIO | None = None,
         overwrite: bool = False,
         mode: int = 0o644,
+        durable: bool = False,
     ) -> None:
         """Write the result in place (None), to a new file (path) or to stdout (``"-"``).
 
-        A new file never replaces an existing one unless ``overwrite`` (builds); it gets ``mode``.
+        A new file never replaces an existing one unless ``overwrite`` (builds); it gets ``mode`` and is
+        fsynced before the rename only if ``durable`` (``-o`` behaves like ``cp`` and coreos-installer).
         """
         if output is None:
             self._save_in_place()
         elif str(output) == "-":
             self._save_stream(stdout if stdout is not None else sys.stdout.buffer)
         else:
-            self._save_copy(Path(output), overwrite=overwrite, mode=mode)
+            self._save_copy(Path(output), overwrite=overwrite, mode=mode, durable=durable)
 
     def _save_in_place(self) -> None:
-        if not self._writes:
+        writes = self.pending_writes
+        if not writes:
             return
         try:
             with open(self.path, "r+b") as f:
-                for offset, data in self.pending_writes.items():
+                for offset, data in writes.items():
                     f.seek(offset)
                     f.write(data)
                 f.flush()
@@ -170,15 +190,20 @@ class LiveIso:
         except OSError as e:
             raise CoreosInfraError(f"writing {self.path}: {e.strerror}") from None
 
-    def _save_copy(self, out: Path, *, overwrite: bool, mode: int) -> None:
+    def _save_copy(self, out: Path, *, overwrite: bool, mode: int, durable: bool) -> None:
         exists = OutputError(f"persisting output file to {out}\n\nCaused by:\n    File exists (os error 17)")
         if not overwrite and (out.exists() or out.is_symlink()):
             raise exists
         try:
-            with atomic_output(out, overwrite=overwrite, mode=mode) as dst:
+            with atomic_output(out, overwrite=overwrite, mode=mode, durable=durable) as dst:
                 self._f.seek(0)
-                copy_file_fast(self._f, dst)
-                for offset, data in self.pending_writes.items():
+                with ThreadPoolExecutor(max_workers=1, thread_name_prefix="iso-copy") as pool:
+                    copying = pool.submit(copy_file_fast, self._f, dst)
+                    try:
+                        writes = self.pending_writes  # encodes while the kernel copies
+                    finally:
+                        copying.result()
+                for offset, data in writes.items():
                     dst.seek(offset)
                     dst.write(data)
         except FileExistsError:
@@ -191,9 +216,10 @@ class LiveIso:
     def _save_stream(self, out: BinaryIO) -> None:
         if out.isatty():
             raise OutputError("Refusing to write binary data to terminal")
+        writes = self.pending_writes
         out.flush()
         pos = 0
-        for offset, data in [*self.pending_writes.items(), (self.size, b"")]:
+        for offset, data in [*writes.items(), (self.size, b"")]:
             self._copy_range(out, pos, offset - pos)
             out.write(data)
             out.flush()

@@ -177,11 +177,11 @@ def build(req: BuildRequest) -> BuildResult:
         if not install:
             files = iso.initrd()
             files[IGNITION_MEMBER] = req.ignition
-            iso.set_initrd(files)
+            iso.set_initrd(files, background=True)
         members = sorted(iso.initrd())
         kargs = iso.kargs() if iso.kargs_layout is not None else None
         area = iso.ignition_area
-        iso.save(out, overwrite=True, mode=0o600 if req.contains_secrets else 0o644)
+        iso.save(out, overwrite=True, mode=0o600 if req.contains_secrets else 0o644, durable=True)
         volume_id = iso.fs.volume_id
     meta: dict[str, Any] = {
         "iso": {
