@@ -438,3 +438,11 @@ def test_stagger_property(tmp_path_factory, windows, roles):
     assert possible
     chosen = tuple(ws.index(h.update_window) for h in site.hosts)  # type: ignore[arg-type]
     assert valid(chosen)
+
+
+def test_yaml_anchors_and_merge_keys(tmp_path):
+    site = SITE.replace("  - name: a\n    roles: [dns]\n", "  - &dns\n    name: a\n    roles: [dns]\n")
+    site = site.replace("  - name: b\n    roles: [dns]\n", "  - <<: *dns\n    name: b\n")
+    a, b = _load(tmp_path, site=site).site("t").hosts
+    assert (a.name, b.name) == ("a", "b") and a.roles == b.roles == ("dns",)
+    assert b.mac == "52:54:00:00:00:02"  # the host's own value wins over the merged one

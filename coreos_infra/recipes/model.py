@@ -167,6 +167,7 @@ class Host:
     address: ipaddress.IPv4Address | None  # None: DHCP
     network: str | None  # name of the site network the static address is in
     interface: str | None = None
+    window_pin: int | None = None  # update_window: index into updates.windows chosen by the site
     update_window: UpdateWindow | None = None  # set by the loader (staggered) for periodic updates
 
     @property

@@ -232,10 +232,9 @@ def _host(node: Node, networks: tuple[Network, ...]) -> Host:
             "a host with a static address needs mac (or interface) to match its NIC",
             path=node.child_path("mac"),
         )
-    window: UpdateWindow | None = None
+    pin = None
     if (w := m.get("update_window")) is not None:
-        # A placeholder: the index is resolved by stagger() against updates.windows.
-        window = UpdateWindow(days=(), start_time="00:00", length_minutes=w.int())
+        pin = w.int()  # checked against updates.windows by stagger()
     return Host(
         name=name,
         roles=roles,
@@ -243,7 +242,7 @@ def _host(node: Node, networks: tuple[Network, ...]) -> Host:
         address=address,
         network=network,
         interface=interface,
-        update_window=window,
+        window_pin=pin,
     )
 
 
@@ -571,8 +570,8 @@ def stagger(
     items = hosts_node.list()
     pinned: dict[int, int] = {}
     for i, h in enumerate(hosts):
-        if h.update_window is not None:
-            idx = h.update_window.length_minutes
+        if h.window_pin is not None:
+            idx = h.window_pin
             if not 0 <= idx < len(windows):
                 node = items[i].mapping().require("update_window")
                 raise node.error(f"no such update window (updates.windows has {len(windows)})")
@@ -630,7 +629,7 @@ def stagger(
 
 def _no_pins(hosts: tuple[Host, ...], hosts_node: Node, strategy: str) -> None:
     for i, h in enumerate(hosts):
-        if h.update_window is not None:
+        if h.window_pin is not None:
             node = hosts_node.list()[i].mapping().require("update_window")
             raise node.error(f"update_window needs updates.strategy periodic (not {strategy})")
 

@@ -28,6 +28,7 @@ _INT = "tag:yaml.org,2002:int"
 _BOOL = "tag:yaml.org,2002:bool"
 _NULL = "tag:yaml.org,2002:null"
 _FLOAT = "tag:yaml.org,2002:float"
+_MERGE = "tag:yaml.org,2002:merge"
 
 
 def _kind(node: yaml.Node) -> str:
@@ -96,6 +97,8 @@ class Node:
             raise self.error(f"expected a mapping, got {self.kind()}")
         items: dict[str, tuple[Node, Node]] = {}
         assert isinstance(self.yaml_node, MappingNode)
+        if any(k.tag == _MERGE for k, _ in self.yaml_node.value):
+            _flatten(self.yaml_node)
         for knode, vnode in self.yaml_node.value:
             if not isinstance(knode, ScalarNode) or knode.tag == _NULL:
                 raise Node(knode, self.file, self.path).error("mapping keys must be strings")
@@ -189,8 +192,24 @@ class Mapping:
 _constructor = SafeConstructor()
 
 
+def _flatten(node: MappingNode) -> None:
+    """Resolve YAML merge keys (``<<: *anchor``) in place: the mapping's own keys win over merged ones,
+    and among merged mappings the first one listed wins (as YAML says)."""
+    own = [(k, v) for k, v in node.value if k.tag != _MERGE]
+    own_keys = {k.value for k, _ in own if isinstance(k, ScalarNode)}
+    _constructor.flatten_mapping(node)  # merged entries first, then the mapping's own entries
+    merged: dict[str, tuple[yaml.Node, yaml.Node]] = {}
+    for k, v in node.value:
+        if any(k is ok for ok, _ in own) or not isinstance(k, ScalarNode) or k.value in own_keys:
+            continue
+        merged[k.value] = (k, v)  # flatten_mapping lists the winning merged value last
+    node.value = list(merged.values()) + own
+
+
 def _plain(node: yaml.Node) -> Any:
     if isinstance(node, MappingNode):
+        if any(k.tag == _MERGE for k, _ in node.value):
+            _flatten(node)
         return {str(k.value): _plain(v) for k, v in node.value}
     if isinstance(node, SequenceNode):
         return [_plain(v) for v in node.value]
