@@ -287,9 +287,11 @@ def test_path_escape() -> None:
 
 def test_mount_unit_rules() -> None:
     e = err("storage:\n  filesystems:\n    - device: /dev/vdb\n      with_mount_unit: true\n")
+    assert [r.message for r in e.reports] == ["format is required if with_mount_unit is true"]
+    e = err("storage:\n  filesystems:\n    - device: /dev/vdb\n      with_mount_unit: true\n", "1.3.0")
     assert [r.message for r in e.reports] == [
-        "format is required if with_mount_unit is true",
         "path is required if with_mount_unit is true and format is not swap",
+        "format is required if with_mount_unit is true",
     ]
     # swap without path needs fcos >= 1.4
     body = (

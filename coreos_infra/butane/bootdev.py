@@ -45,10 +45,10 @@ def boot_device_config(cfg: dict[str, Any]) -> tuple[dict[str, Any], dict[PathT,
                 parts.append({"label": f"reserved-{n}", "sizeMiB": 1, "typeGuid": RESERVED_TYPE})
             parts.append({"label": f"boot-{n}", "sizeMiB": 384})
             parts.append({"label": f"root-{n}"})
-            origins[("storage", "disks", len(disks))] = mirror_path
+            origins[("storage", "disks", len(disks))] = (*mirror_path, "devices", n - 1)
             disks.append({"device": device, "partitions": parts, "wipeTable": True})
             if efi:
-                origins[("storage", "filesystems", len(filesystems))] = mirror_path
+                origins[("storage", "filesystems", len(filesystems))] = (*mirror_path, "devices", n - 1)
                 filesystems.append(
                     {
                         "device": f"/dev/disk/by-partlabel/esp-{n}",
@@ -105,8 +105,7 @@ def boot_device_config(cfg: dict[str, Any]) -> tuple[dict[str, Any], dict[PathT,
             entry["clevis"] = clevis
         storage["luks"] = [entry]
         origins[("storage", "luks", 0)] = luks_path
-    root_path = luks_path if want_luks else mirror_path
-    origins[("storage", "filesystems", len(filesystems))] = root_path
+    origins[("storage", "filesystems", len(filesystems))] = ("boot_device",)
     filesystems.append(
         {
             "device": "/dev/mapper/root" if want_luks else "/dev/md/md-root",

@@ -135,7 +135,7 @@ class SourceValidator:
             self.filesystem(value, path)
         elif names[-2:] == ("storage", "trees") and is_item:
             if not value.get("local"):
-                self.err((*path, "local"), "local is required")
+                self.err(path, "local is required")
         elif names == ("boot_device",):
             self.boot_device(value, path)
         elif names == ("boot_device", "mirror"):
@@ -184,10 +184,16 @@ class SourceValidator:
     def filesystem(self, fs: dict[str, Any], path: PathT) -> None:
         if fs.get("with_mount_unit") is not True:
             return
-        if not fs.get("format"):
+        no_path = "path is required if with_mount_unit is true and format is not swap"
+        if self.minor < 4:
+            if not fs.get("path"):
+                self.err((*path, "path"), no_path)
+            if not fs.get("format"):
+                self.err((*path, "format"), "format is required if with_mount_unit is true")
+        elif not fs.get("format"):
             self.err((*path, "format"), "format is required if with_mount_unit is true")
-        if not fs.get("path") and (fs.get("format") != "swap" or self.minor < 4):
-            self.err((*path, "path"), "path is required if with_mount_unit is true and format is not swap")
+        elif fs.get("format") != "swap" and not fs.get("path"):
+            self.err((*path, "path"), no_path)
 
     def config(self, cfg: dict[str, Any]) -> None:
         if self.minor < 6:
