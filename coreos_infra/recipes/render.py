@@ -189,6 +189,7 @@ def _build_json(
             "address": str(host.address) if host.address is not None else None,
             "prefix": site.network(host.network).cidr.prefixlen if host.network else None,  # type: ignore[union-attr]
             "mac": host.mac,
+            "network": host.network,
         }
     return json.dumps(doc, indent=2, sort_keys=True) + "\n"
 
