@@ -30,25 +30,12 @@ IGNITION = (
 TIMEOUT = 300.0
 
 
-def _live_artifacts() -> dict[str, Path]:
-    """kernel / initramfs / rootfs of the fixture OS's live media (x86_64)."""
-    import os
-
-    if os.environ.get("PXE_TEST_BASE"):
-        d = Path(os.environ["PXE_TEST_BASE"])
-        return {"kernel": d / "kernel", "initramfs": d / "initramfs", "rootfs": d / "rootfs"}
-    from coreos_infra import fixtures
-
-    mirror = fixtures.ensure_mirror()
-    return dict(mirror.live_artifacts("x86_64"))  # type: ignore[attr-defined]
-
-
 @pytest.fixture(scope="module")
 def live_base() -> dict[str, Path]:
-    try:
-        return _live_artifacts()
-    except ImportError as e:  # pragma: no cover - the fixture builder is developed in parallel
-        pytest.fail(f"fixture OS builder not available: {e}")
+    """kernel / initramfs / rootfs of the fixture OS's live media (x86_64), read-only."""
+    from coreos_infra.fixtures import ensure_mirror
+
+    return ensure_mirror().live_artifacts("x86_64")
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):
