@@ -388,7 +388,7 @@ def test_boot_device_mirror_user_partition_merge() -> None:
         (
             "boot_device:\n  layout: s390x-virt\n  mirror:\n    devices: [/dev/a, /dev/b]\n",
             "mirroring not supported on layouts",
-            ("boot_device", "mirror"),
+            ("boot_device", "layout"),
         ),
         (
             "boot_device:\n  luks:\n    cex:\n      enabled: true\n",

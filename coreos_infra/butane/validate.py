@@ -200,7 +200,7 @@ class SourceValidator:
             return
         storage = cfg.get("storage") or {}
         for i, fs in enumerate(storage.get("filesystems") or []):
-            if fs.get("with_mount_unit") is True and fs.get("path") and fs.get("format") != "swap":
+            if fs.get("with_mount_unit") is True and fs.get("path") is not None:
                 if not _MOUNT_PATH.match(fs["path"]):
                     self.err(
                         ("storage", "filesystems", i, "path"),
@@ -238,7 +238,7 @@ class SourceValidator:
                     )
             if layout in LAYOUTS_S390X and devices:
                 self.err(
-                    (*path, "mirror"),
+                    (*path, "layout"),
                     "mirroring not supported on layouts: s390x-eckd, s390x-zfcp, s390x-virt",
                 )
             if (luks.get("cex") or {}).get("enabled") is True:

@@ -190,7 +190,7 @@ class _Validator:
                 if d.get("contents"):
                     systemd_paths.add(f"/etc/systemd/system/{name}.d/{d.get('name') or ''}")
         storage = c.get("storage") or {}
-        for kind in ("files", "links", "directories"):
+        for kind in ("files", "directories", "links"):
             for i, node in enumerate(storage.get(kind) or []):
                 if node.get("path") in systemd_paths:
                     self.err((*p, "storage", kind, i, "path"), "path conflicts with systemd unit or dropin")
@@ -263,7 +263,7 @@ class _Validator:
         msg = check_path(n.get("path"))
         if msg:
             self.err((*p, "path"), msg)
-        for key in ("user", "group"):
+        for key in ("group", "user"):
             o = n.get(key) or {}
             if o.get("id") is not None and o.get("name"):
                 self.err((*p, key), "cannot set both id and name")
@@ -280,22 +280,23 @@ class _Validator:
                 WARN_SPECIAL_BITS,
             )
 
+    # a type's own checks run before those of its embedded Node (path) and of the Node's user/group
     def file(self, f: dict[str, Any], p: PathT) -> None:
-        self.node(f, p)
         if f.get("overwrite") is True and (f.get("contents") or {}).get("source") is None:
             self.err((*p, "overwrite"), "overwrite must be false if source is unspecified")
         self.mode(f, p)
+        self.node(f, p)
 
     def directory(self, d: dict[str, Any], p: PathT) -> None:
-        self.node(d, p)
         self.mode(d, p)
+        self.node(d, p)
 
     def link(self, lk: dict[str, Any], p: PathT) -> None:
-        self.node(lk, p)
         if not lk.get("target"):
             self.err((*p, "target"), "link target is required")
         if lk.get("hard") is True and (lk.get("user") or lk.get("group")):
             self.warn((*p, "hard"), "user/group ignored for hard link")
+        self.node(lk, p)
 
     def storage(self, s: dict[str, Any], p: PathT) -> None:
         links = s.get("links") or []
