@@ -72,6 +72,9 @@ def test_grub_config_is_valid_grub_script(tmp_path: Path) -> None:
     text = bootconfig.grub_config(entry, "pxe")
     assert "    linux /pxe/vmlinuz a=b 'coreos.inst.ignition_url=http://h/c?x=1&y=2'\n" in text
     assert "    initrd /pxe/initramfs.img\n" in text
+    assert "serial" not in text  # no serial console on the kernel command line
+    serial = bootconfig.grub_config(ENTRY)
+    assert "serial --unit=0 --speed=115200\nterminal_input console serial\n" in serial
     cfg = tmp_path / "grub.cfg"
     cfg.write_text(text)
     if shutil.which("grub-script-check"):

@@ -143,6 +143,19 @@ def grub_quote(word: str) -> str:
     return "'" + word.replace("'", "'\\''") + "'"
 
 
+def _grub_serial(kargs: Sequence[str]) -> list[str]:
+    """GRUB's own menu on the first x86 serial console the kernel uses (``console=ttyS<n>[,<speed>...]``)."""
+    for karg in kargs:
+        m = re.fullmatch(r"console=ttyS(\d+)(?:,(\d+))?.*", karg)
+        if m:
+            return [
+                f"serial --unit={m.group(1)} --speed={m.group(2) or 115200}",
+                "terminal_input console serial",
+                "terminal_output console serial",
+            ]
+    return []
+
+
 def grub_config(entry: BootEntry, tftp_dir: str = "", *, comments: Sequence[str] = ()) -> str:
     """``grub.cfg`` for UEFI netboot booting ``entry``; files under ``tftp_dir`` of the TFTP root."""
     tftp_dir = check_tftp_dir(tftp_dir)
@@ -152,9 +165,7 @@ def grub_config(entry: BootEntry, tftp_dir: str = "", *, comments: Sequence[str]
         *(f"# {c}" for c in comments),
         "set default=0",
         "set timeout=1",
-        "serial --unit=0 --speed=115200",
-        "terminal_input console serial",
-        "terminal_output console serial",
+        *_grub_serial(entry.kargs),
         f"menuentry '{entry.label}' --id coreos {{",
         "    echo 'Loading kernel...'",
         f"    linux {kernel} {' '.join(grub_quote(k) for k in entry.kargs)}".rstrip(),
