@@ -277,6 +277,8 @@ def test_build_is_reproducible_and_replaces_old_bundle(tmp_path: Path, base_file
         tmp_path / "b" / "lab-dns1-pxe.tar"
     ).read_bytes()
     assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["lab-dns1-pxe", "lab-dns1-pxe.tar"]
+    build(request(tmp_path / "a", base_files, tarball=False))
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["lab-dns1-pxe"]  # no stale tarball
 
 
 def test_build_install_mode_customizes_initramfs(tmp_path: Path, base_files: dict[str, Path]) -> None:

@@ -144,6 +144,9 @@ def build(req: BuildRequest) -> BuildResult:
     tarball = req.out_dir / f"{req.name}-pxe.tar" if opts.tarball else None
     with step(f"Writing the PXE bundle {directory}" + (f" and {tarball.name}" if tarball else "")):
         bundle = write_bundle(files, directory, tarball=tarball)
+    if tarball is None:
+        # a tarball from an earlier build would no longer match the bundle
+        (req.out_dir / f"{req.name}-pxe.tar").unlink(missing_ok=True)
     artifacts = ([tarball] if tarball else []) + [directory / n for n in sorted(bundle.sha256)]
     artifacts.append(directory / SUMS_NAME)
     meta = {
