@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 import zstandard
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from coreos_infra import xz
 from coreos_infra.cpio import Entry, gzip_newc, initrd_cpio, initrd_to_bytes, read_initrd, write_newc
@@ -272,3 +274,28 @@ def test_unwrap_of_customized_initramfs(tmp_path: Path) -> None:
     merged = json.loads(config)["ignition"]["config"]["merge"][0]["source"]
     assert merged.startswith("data:;base64,H4sI")
     assert plan.needs_ignition_kargs
+
+
+_segment = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789._-", min_size=1, max_size=12).filter(
+    lambda s: s not in (".", "..")
+)
+
+
+_BASE = fcos_like_initramfs()
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    files=st.dictionaries(
+        st.lists(_segment, min_size=1, max_size=4).map("/".join),
+        st.binary(max_size=300),
+        min_size=0,
+        max_size=8,
+    ).filter(lambda d: not any(a != b and b.startswith(a + "/") for a in d for b in d)),
+    prefix=st.sampled_from([b"", b"\0\0\0\0"]),
+)
+def test_wrap_round_trip_property(files: dict[str, bytes], prefix: bytes) -> None:
+    """Any member map survives our writer + reader, also after an FCOS-like initramfs."""
+    archive = initrd_to_bytes(files)
+    assert read_initrd(archive) == files
+    assert read_initrd(_BASE + prefix + archive, list(files) or ["none"]) == files
