@@ -122,6 +122,8 @@ def test_dnsmasq_snippet_boot_file_by_arch() -> None:
     assert "dhcp-boot=tag:pxe-efi-arm64,tag:!ipxe,ipxe-arm64.efi" in arm
     assert "dhcp-boot=tag:ipxe,tag:coreos-aarch64,http://h/a/boot.ipxe" in arm
     assert not any("client-arch,0" in line for line in arm)
+    shim = dhcp.dnsmasq_snippet(dhcp.DhcpPlan("lab", None, "boot.ipxe", "pxelinux", "shim")).splitlines()
+    assert "dhcp-boot=tag:pxe-efi-x64,shimx64.efi" in shim
 
 
 def test_kea_snippet_is_json_with_arch_classes() -> None:

@@ -22,8 +22,10 @@ from typing import Any
 from coreos_infra.errors import InputError, Location
 
 BIOS_LOADERS = {"ipxe": "undionly.kpxe", "pxelinux": "pxelinux.0"}
-UEFI_X64_LOADERS = {"ipxe": "ipxe.efi", "grub": "grubx64.efi"}
-UEFI_ARM64_LOADERS = {"ipxe": "ipxe-arm64.efi", "grub": "grubaa64.efi"}
+# "shim": Secure Boot; the signed shim loads the signed grubx64.efi/grubaa64.efi next to it, which reads
+# grub.cfg and boots the signed FCOS kernel (iPXE binaries are not signed for Secure Boot).
+UEFI_X64_LOADERS = {"ipxe": "ipxe.efi", "grub": "grubx64.efi", "shim": "shimx64.efi"}
+UEFI_ARM64_LOADERS = {"ipxe": "ipxe-arm64.efi", "grub": "grubaa64.efi", "shim": "shimaa64.efi"}
 
 CLIENT_ARCH_BIOS = (0,)
 CLIENT_ARCH_UEFI_X64 = (7, 9)
@@ -112,6 +114,8 @@ def dnsmasq_snippet(plan: DhcpPlan) -> str:
         "# To let dnsmasq serve TFTP itself, uncomment (and point tftp-root at the bundle's parent):",
         "# enable-tftp",
         "# tftp-root=/srv/tftp",
+        "# If another server hands out the addresses, run dnsmasq as proxy DHCP on that subnet:",
+        "# dhcp-range=192.0.2.0,proxy",
     ]
     for fw in plan.firmwares:
         lines += [f"dhcp-match=set:pxe-{fw.key},option:client-arch,{code}" for code in fw.codes]

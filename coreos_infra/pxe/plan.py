@@ -62,7 +62,8 @@ OPTION_HELP = {
     "tftp_dir": "directory of the bundle inside the TFTP root (PXELINUX and GRUB paths)",
     "next_server": "IPv4 address of the TFTP server for the DHCP snippets",
     "bios_loader": "ipxe (undionly.kpxe) or pxelinux (pxelinux.0) for BIOS clients",
-    "uefi_loader": "ipxe (ipxe.efi) or grub (grubx64.efi/grubaa64.efi) for UEFI clients",
+    "uefi_loader": "ipxe (ipxe.efi), grub (grubx64.efi/grubaa64.efi) or shim (Secure Boot: shimx64.efi/"
+    "shimaa64.efi + grub) for UEFI clients",
     "tarball": "also write <name>-pxe.tar (default true)",
     "label": "boot menu title",
 }
