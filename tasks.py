@@ -269,3 +269,40 @@ def mirror(
     except CoreosInfraError as e:
         print(f"Error: {e}", file=sys.stderr)
         raise Exit(code=1) from None
+
+
+@task(
+    help={
+        "cache_dir": "directory for the fixture cache (default artifacts/cache/fixtures)",
+        "rebuild": "rebuild the images and the mirror even if the cache entry is current",
+        "debug": "log every command run",
+    }
+)
+def fixtures(c: Context, cache_dir: str = "", rebuild: bool = False, debug: bool = False) -> None:
+    """Build (or reuse) the offline fixture mirror: FCOS-shaped ISO, PXE set and metal disks from Debian.
+
+    No root needed. Cached by input hash, so a second run is instant. Prints the mirror's location, the
+    file:// base URL to pass as --stream-base-url, and the keyring that verifies its signatures.
+    """
+    import time
+    from pathlib import Path
+
+    from coreos_infra.errors import CoreosInfraError
+    from coreos_infra.fixtures import ensure_mirror
+    from coreos_infra.log import setup_logging
+
+    setup_logging(debug=debug)
+    start = time.monotonic()
+    try:
+        m = ensure_mirror(Path(cache_dir) if cache_dir else None, rebuild=rebuild)
+    except CoreosInfraError as e:
+        print(f"Error: {e}", file=sys.stderr)
+        raise Exit(code=1) from None
+    state = "built" if m.rebuilt else "cached"
+    print(f"fixture mirror ({state} in {time.monotonic() - start:.1f} s): {m.root}")
+    print(f"  --stream-base-url {m.base_url}")
+    print(f"  keyring {m.keyring}  (fingerprint {m.fingerprint})")
+    print(f"  streams: {', '.join(f'{s}={r}' for s, r in sorted(m.streams.items()))}")
+    print(f"  live ISO {m.iso}")
+    for arch, path in sorted(m.metal.items()):
+        print(f"  metal {arch} {path}")
