@@ -47,11 +47,14 @@ def test_fetch_fixture_artifacts_file_and_http(fixture_mirror: FixtureMirror, tm
         assert sha256(path) == sha256(m.artifact("stable", "x86_64", "pxe", role))
     # the same tree over a loopback HTTP server; the ISO and the multi-block raw.xz (deep-checked)
     with serve(m.root) as server:
+        raw_xz = "/" + str(m.artifact("stable", "x86_64", "raw.xz").relative_to(m.root))
+        server.behaviour.drop_after[raw_xz] = 5 << 20  # the connection drops after 5 MiB: resume
         for fmt in ("iso", "raw.xz"):
             got = get(server.url, "c2", fmt)
             assert sha256(got.files["disk"]) == sha256(m.artifact("stable", "x86_64", fmt))
             assert got.artifacts["disk"].location.startswith(server.url + "/prod/streams/stable/builds/")
             assert server.requests_for(got.artifacts["disk"].name + ".sig")
+        assert [r.headers.get("Range") for r in server.requests_for(raw_xz)] == [None, f"bytes={5 << 20}-"]
         # a pinned older release comes through the release index
         old = m.releases["stable"][0]
         pinned = get(server.url, "c2", "pxe", release=old)
