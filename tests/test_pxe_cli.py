@@ -98,3 +98,29 @@ def test_customize_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     with pytest.raises(SystemExit) as e:
         cli.main(["pxe", "customize", str(src)])  # -o is required
     assert e.value.code == 2
+
+
+def test_bundle_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    base = {"kernel": b"kernel" * 100, "initramfs": fcos_like_initramfs(), "rootfs": b"rootfs" * 100}
+    for name, data in base.items():
+        (tmp_path / name).write_bytes(data)
+    cfg = tmp_path / "c.ign"
+    cfg.write_bytes(b'{"ignition":{"version":"3.3.0"}}')
+    files = [f"--{n}={tmp_path / n}" for n in ("kernel", "initramfs", "rootfs")]
+    argv = ["pxe", "bundle", *files, "-i", str(cfg), "-o", str(tmp_path / "out"), "--name", "n1",
+            "--base-url", "http://10.1.1.1/n1", "--console", "ttyS0,115200n8", "--karg", "quiet",
+            "--uefi-loader", "grub"]  # fmt: skip
+    assert cli.main(argv) == 0
+    out, err = capsys.readouterr()
+    assert out.splitlines() == [str(tmp_path / "out" / "n1-pxe.tar"), str(tmp_path / "out" / "n1-pxe")]
+    assert err.strip().endswith(
+        "kernel arguments: ignition.firstboot ignition.platform.id=metal "
+        "coreos.live.rootfs_url=http://10.1.1.1/n1/rootfs.img console=ttyS0,115200n8 quiet"
+    )
+    bundle = tmp_path / "out" / "n1-pxe"
+    assert (
+        "dhcp-boot=tag:pxe-efi-x64,tag:!ipxe,grubx64.efi,,10.1.1.1" in (bundle / "dnsmasq.conf").read_text()
+    )
+    assert (tmp_path / "out" / "meta.json").exists()
+    assert cli.main([*argv, "--base-url", "ftp://x"]) == 1
+    assert "base_url" in capsys.readouterr().err

@@ -109,6 +109,45 @@ def cmd_customize(args: argparse.Namespace) -> int:
     return 0
 
 
+# pxe bundle flag -> target option (flags not given are left to the builder's defaults)
+BUNDLE_FLAGS = {
+    **{k: k for k in ("mode", "base_url", "ignition_delivery", "dest_device", "dest_console",
+                      "dest_karg_append", "dest_karg_delete", "image_url", "console", "tftp_dir",
+                      "next_server", "bios_loader", "uefi_loader", "label")},
+    "rootfs_delivery": "rootfs",
+    "karg": "kernel_args",
+}  # fmt: skip
+
+
+def cmd_bundle(args: argparse.Namespace) -> int:
+    from coreos_infra.build import BuildRequest, write_meta
+    from coreos_infra.targets.pxe import build
+
+    config, _ = _read_input(args.ignition_file)
+    options: dict[str, object] = {}
+    for flag, key in BUNDLE_FLAGS.items():
+        value = getattr(args, flag)
+        if value not in (None, []):
+            options[key] = value
+    if args.skip_reboot:
+        options["skip_reboot"] = True
+    if args.no_tarball:
+        options["tarball"] = False
+    out = Path(args.output)
+    req = BuildRequest(
+        target=args.name, kind="pxe", arch=args.arch, ignition=config,
+        base={"kernel": Path(args.kernel), "initramfs": Path(args.initramfs), "rootfs": Path(args.rootfs)},
+        base_release=args.release, build_id="local", out_dir=out, cache_dir=out, options=options,
+        name=args.name, contains_secrets=args.secrets,
+    )  # fmt: skip
+    result = build(req)
+    write_meta(req, result)
+    for path in result.artifacts[:1] + [out / f"{args.name}-pxe"]:
+        print(path)
+    print("kernel arguments: " + " ".join(result.meta["pxe"]["kargs"]), file=sys.stderr)
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     pxe = subparsers.add_parser(
         "pxe", help="PXE initrd tools (coreos-installer compatible)",
@@ -158,3 +197,53 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="output file ('-' for stdout); an existing file is never overwritten")  # fmt: skip
     p.add_argument("initramfs", metavar="INITRAMFS", help="CoreOS live initramfs image")
     p.set_defaults(func=cmd_customize)
+
+    p = pxe_sub.add_parser(
+        "bundle", help="build a netboot bundle (iPXE, PXELINUX, GRUB, DHCP snippets) from local files",
+        description="Build <OUTPUT>/<name>-pxe/ (+ <name>-pxe.tar) from a live kernel, initramfs and rootfs "
+                    "and an Ignition config: the same builder as `invoke build --target pxe`, without a "
+                    "recipe. Prints the tarball and directory paths.",
+    )  # fmt: skip
+    p.add_argument("--kernel", required=True, metavar="PATH", help="FCOS live kernel")
+    p.add_argument("--initramfs", required=True, metavar="PATH", help="FCOS live initramfs")
+    p.add_argument("--rootfs", required=True, metavar="PATH", help="FCOS live rootfs.img")
+    p.add_argument("-i", "--ignition-file", metavar="PATH", help="Ignition config [default: stdin]")
+    p.add_argument("-o", "--output", required=True, metavar="DIR", help="directory to write the bundle into")
+    p.add_argument("--name", default="coreos", help="file name stem of the outputs [default: coreos]")
+    p.add_argument("--arch", default="x86_64", choices=("x86_64", "aarch64"), help="[default: x86_64]")
+    p.add_argument("--release", default="unknown", help="FCOS release of the artifacts (for README/meta)")
+    p.add_argument(
+        "--mode",
+        choices=("live", "install"),
+        help="live, or install to --dest-device [default: install with --dest-device, else live]",
+    )
+    p.add_argument("--base-url", metavar="URL", help="http(s)/tftp URL the bundle directory is served from")
+    p.add_argument(
+        "--rootfs-delivery",
+        choices=("url", "initrd"),
+        help="rootfs by coreos.live.rootfs_url or as an initrd [default: url with --base-url]",
+    )
+    p.add_argument("--ignition-delivery", choices=("initrd", "url"), help="[default: initrd]")
+    p.add_argument("--dest-device", metavar="PATH", help="install destination device")
+    p.add_argument(
+        "--dest-console",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="console for the installed system",
+    )
+    p.add_argument("--dest-karg-append", action="append", default=[], metavar="ARG")
+    p.add_argument("--dest-karg-delete", action="append", default=[], metavar="ARG")
+    p.add_argument("--image-url", metavar="URL", help="metal image for the install (coreos.inst.image_url)")
+    p.add_argument("--skip-reboot", action="store_true", help="stay in the live system after installing")
+    p.add_argument("--console", action="append", default=[], metavar="SPEC", help="live kernel console")
+    p.add_argument("--karg", action="append", default=[], metavar="ARG", help="extra live kernel argument")
+    p.add_argument("--tftp-dir", metavar="DIR", help="the bundle's directory inside the TFTP root")
+    p.add_argument("--next-server", metavar="IPV4", help="TFTP server for the DHCP snippets")
+    p.add_argument("--bios-loader", choices=("ipxe", "pxelinux"), help="[default: ipxe]")
+    p.add_argument("--uefi-loader", choices=("ipxe", "grub", "shim"), help="[default: ipxe]")
+    p.add_argument("--label", help="boot menu title")
+    p.add_argument("--no-tarball", action="store_true", help="only write the directory")
+    p.add_argument("--secrets", action="store_true",
+                   help="the config holds secrets: its files get mode 0600 and are marked")  # fmt: skip
+    p.set_defaults(func=cmd_bundle)
