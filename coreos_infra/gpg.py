@@ -68,10 +68,22 @@ def stop_agent(home: Path) -> None:
             run([gpgconf, "--homedir", home, "--kill", "all"], check=False, capture=True, timeout=30)
 
 
-def _gpg(home: Path, *args: str | os.PathLike[str], input: bytes | None = None) -> bytes:
+def _gpg(
+    home: Path, *args: str | os.PathLike[str], input: bytes | None = None, agent: bool = False
+) -> bytes:
+    """Run gpg in ``home``; the agent (needed only for secret keys) is started only when ``agent``."""
     gpg = find_binary("gpg", reason="handle OpenPGP keys and signatures")
     result = run(
-        [gpg, "--batch", "--no-tty", "--quiet", "--homedir", home, *args],
+        [
+            gpg,
+            "--batch",
+            "--no-tty",
+            "--quiet",
+            "--homedir",
+            home,
+            *([] if agent else ["--no-autostart"]),
+            *args,
+        ],
         capture=True,
         input=input,
         timeout=120,
@@ -327,9 +339,9 @@ def generate_key(home: Path, *, uid: str = THROWAWAY_UID) -> str:
     os.chmod(home, 0o700)
     _gpg(
         home, "--pinentry-mode", "loopback", "--passphrase", "",
-        "--quick-generate-key", uid, "ed25519", "sign", "never",
+        "--quick-generate-key", uid, "ed25519", "sign", "never", agent=True,
     )  # fmt: skip
-    fprs = _primary_fingerprints(_gpg(home, "--with-colons", "--list-secret-keys", uid))
+    fprs = _primary_fingerprints(_gpg(home, "--with-colons", "--list-secret-keys", uid, agent=True))
     if not fprs:
         raise CoreosInfraError(f"gpg did not create a key in {home}")
     return fprs[-1]
@@ -348,7 +360,7 @@ def sign_detached(home: Path, fingerprint: str, path: Path, *, dest: Path | None
     dest = dest or path.with_name(path.name + ".sig")
     sig = _gpg(
         home, "--pinentry-mode", "loopback", "--passphrase", "", "--local-user", fingerprint,
-        "--detach-sign", "--output", "-", path,
+        "--detach-sign", "--output", "-", path, agent=True,
     )  # fmt: skip
     write_atomic(dest, sig)
     return dest

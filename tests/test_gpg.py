@@ -154,7 +154,7 @@ def test_signed_message_is_not_a_detached_signature(tmp_path: Path) -> None:
         payload = tmp_path / "payload"
         payload.write_bytes(b"what the attacker wants verified\n")
         signed = gpg._gpg(key.home, "--pinentry-mode", "loopback", "--passphrase", "", "--sign", "--output",
-                          "-", payload)  # fmt: skip
+                          "-", payload, agent=True)  # fmt: skip
         pub = tmp_path / "k.asc"
         pub.write_bytes(key.public_key())
         kr = gpg.build_keyring(tmp_path / "k.gpg", pinned=[], extra=[pub])
@@ -184,7 +184,7 @@ def test_throwaway_key_signs_and_cleans_up(tmp_path: Path) -> None:
         assert gpg.verify_detached(data, sig.read_bytes(), kr).primary_fingerprint == key.fingerprint
         # An armored detached signature is accepted too.
         asc = gpg._gpg(key.home, "--pinentry-mode", "loopback", "--passphrase", "", "--armor",
-                       "--detach-sign", "--output", "-", data)  # fmt: skip
+                       "--detach-sign", "--output", "-", data, agent=True)  # fmt: skip
         assert gpg.verify_detached(data, asc, kr).primary_fingerprint == key.fingerprint
     assert not home.exists()
     assert not list(tmp_path.glob("gnupg-*"))
