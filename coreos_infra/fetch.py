@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from coreos_infra import gpg
+from coreos_infra import __version__, gpg
 from coreos_infra import xz as xzformat
 from coreos_infra.errors import CoreosInfraError, VerificationError
 from coreos_infra.fsutil import CHUNK, write_atomic
@@ -64,7 +64,7 @@ from coreos_infra.stream import (
 )
 
 LOG = logging.getLogger("coreos_infra.fetch")
-USER_AGENT = "coreos-infra/0.1 (+https://github.com/coreos-infra)"
+USER_AGENT = f"coreos-infra/{__version__}"
 MAX_SIGNATURE_BYTES = 1 << 20
 DEEP_CHECK_LIMIT = 64 << 20  # compressed files up to this size are always fully decompressed
 
