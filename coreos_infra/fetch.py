@@ -335,6 +335,12 @@ def check_xz_framing(path: Path, *, name: str | None = None) -> None:
         while end > 0:
             while end >= 4 and _read_at(f, end - 4, 4) == b"\0\0\0\0":
                 end -= 4  # stream padding between/after streams
+            if end == 0:
+                raise VerificationError(
+                    f"{name}: zero bytes before the first xz stream"
+                    if streams
+                    else f"{name}: not an xz file"
+                )
             if end < 24:
                 raise VerificationError(f"{name}: truncated xz file (no complete stream)")
             footer = _read_at(f, end - 12, 12)
@@ -363,7 +369,7 @@ def check_xz_framing(path: Path, *, name: str | None = None) -> None:
             end = start
             streams += 1
         if streams == 0:
-            raise VerificationError(f"{name}: not an xz file (only zero bytes)")
+            raise VerificationError(f"{name}: not an xz file (empty)")
 
 
 def _decoded(decoder: Any, kind: str, data: bytes) -> Iterator[bytes]:
