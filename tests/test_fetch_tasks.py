@@ -101,3 +101,23 @@ def test_help_documents_every_option() -> None:
         ):
             assert option in r.stdout
     assert "--dest" in invoke("mirror", "--help").stdout
+
+
+def test_invoke_fetch_and_mirror_from_recipes(mirror: MirrorFixture, tmp_path: Path) -> None:
+    from coreos_infra.fetch import wants_of_recipe
+    from coreos_infra.recipes import load_project
+
+    wants = {wants_of_recipe(r) for r in load_project(ROOT).targets.values()}
+    assert wants, "the project has target recipes"
+    keys = ["--keyring", str(mirror.public_key), "--cache-dir", str(tmp_path / "cache")]
+    r = invoke("fetch", "--target", "usb", "--stream-base-url", str(mirror.root), *keys)
+    assert r.returncode == 0, r.stderr
+    assert f"{STREAM} {RELEASE} x86_64 metal iso:" in r.stdout
+    # `invoke mirror` without --target: everything the recipes need.
+    dest = tmp_path / "airgap"
+    r = invoke("mirror", "--dest", str(dest), "--stream-base-url", str(mirror.root), *keys)
+    assert r.returncode == 0, r.stderr
+    for want in wants:
+        doc = json.loads((dest / "streams" / f"{want.stream}.json").read_text())
+        sel = want.selection
+        assert sel.fmt in doc["architectures"][sel.arch]["artifacts"][sel.platform]["formats"], want
