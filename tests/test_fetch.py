@@ -313,7 +313,8 @@ def test_wrong_key(mirror: MirrorFixture, server: MirrorServer, tmp_path: Path) 
         resign(mirror, file, key=other)
         with pytest.raises(VerificationError, match="not a trusted key"):
             fetch(server.url, tmp_path / "cache", mirror.public_key)
-        assert_cache_clean(tmp_path / "cache", digest(mirror.contents[("x86_64", "metal", "raw.xz", "disk")]))
+        raw_xz = mirror.contents[("x86_64", "metal", "raw.xz", "disk")]
+        assert_cache_clean(tmp_path / "cache", digest(raw_xz))
         keys = tmp_path / "keys.d"
         keys.mkdir()
         (keys / "rotated.asc").write_bytes(other.public_key())
