@@ -284,7 +284,7 @@ _segment = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789._-", min_size=
 _BASE = fcos_like_initramfs()
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=12, deadline=None)
 @given(
     files=st.dictionaries(
         st.lists(_segment, min_size=1, max_size=4).map("/".join),
