@@ -247,7 +247,7 @@ def read_firmware_zip(path: Path) -> list[FirmwareFile]:
                     f"{where}: unpacks to more than {MAX_UNCOMPRESSED >> 20} MiB; not firmware"
                 )
             try:
-                data = zf.read(info)
+                data = _read_capped(zf, info)
             except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError) as e:
                 raise FirmwareError(f"{where}: entry {info.filename!r} is corrupt: {e}") from None
             except Exception as e:  # zlib.error and friends from a damaged deflate stream
@@ -260,6 +260,17 @@ def read_firmware_zip(path: Path) -> list[FirmwareFile]:
             f"{where}: not a Raspberry Pi 4 UEFI firmware archive (missing {', '.join(missing)})"
         )
     return files
+
+
+def _read_capped(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
+    """Read an entry, never more than its declared size (a lying header cannot balloon memory)."""
+    with zf.open(info) as fh:
+        data = fh.read(info.file_size + 1)
+    if len(data) != info.file_size:
+        raise FirmwareError(
+            f"entry {info.filename!r} is {len(data)}+ bytes, its header says {info.file_size}"
+        )
+    return data
 
 
 # --- config.txt -----------------------------------------------------------------------------------

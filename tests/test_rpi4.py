@@ -103,6 +103,7 @@ def test_rpi4_build(env: dict[str, Any], tmp_path: Path, monkeypatch: pytest.Mon
     assert img["uncompressed_sha256"] == sh("sha256sum", raw).stdout.split()[0].decode()
     assert img["xz"]["spliced"] and 0 < len(img["xz"]["reencoded"]) < img["xz"]["blocks"] / 2
     assert img["checks"] == ["sgdisk -v", "fsck.vfat -n EFI-SYSTEM", "e2fsck -fn boot"]
+    assert img["ignition_firstboot"] is True and img["bls_entry"] == "ostree-2-fedora-coreos.conf"
     # independent checks on the decompressed output (the whole image this time, root included)
     assert b"No problems found" in sh("sgdisk", "-v", raw).stdout
     off = env["offsets"]

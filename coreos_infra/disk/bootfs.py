@@ -74,6 +74,7 @@ class BootResult:
     kargs: str = ""
     files: list[str] = field(default_factory=list)
     console_cfg: str | None = None
+    firstboot: bool = False  # /ignition.firstboot exists: GRUB passes ignition.firstboot on the next boot
 
 
 def find_boot_partition(image: Path, gpt: Gpt) -> Partition:
@@ -147,6 +148,9 @@ def customize_boot(fs: Ext4Image, cust: BootCustomization) -> BootResult:
         result.files.append(entry_path)
     result.bls_entry = entry_name
     result.kargs = options
+    result.firstboot = fs.exists("/ignition.firstboot")
+    if cust.ignition is not None and not result.firstboot:
+        LOG.warning("the boot filesystem has no /ignition.firstboot: Ignition will not run on the next boot")
     if cust.ignition is not None:
         fs.mkdir("/ignition", mode=0o700)
         fs.write("/ignition/config.ign", cust.ignition, mode=0o600)

@@ -77,7 +77,8 @@ def _edit(work: Path, gpt: Gpt, opts: RawImageOptions, esp_hook: EspHook | None)
         res = customize_boot(
             Ext4Image(work, boot.offset, source_date_epoch=opts.source_date_epoch), opts.boot
         )
-    facts.update(bls_entry=res.bls_entry, kernel_arguments=res.kargs, boot_files=res.files)
+    facts.update(bls_entry=res.bls_entry, kernel_arguments=res.kargs, boot_files=res.files,
+                 ignition_firstboot=res.firstboot)  # fmt: skip
     if res.console_cfg:
         facts["grub_console_cfg"] = res.console_cfg
     if esp_hook is not None:
