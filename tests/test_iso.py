@@ -542,3 +542,54 @@ def test_help_for_every_command() -> None:
         ["reset", "--help"],
     ):
         assert b"usage:" in cli(*args).stdout
+
+
+@pytest.mark.parametrize("name", ["2021-12", "2023-07.x86_64", "2023-07.s390x"])
+def test_noop_commands_keep_pristine_bytes(name: str, iso_copy, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """§11: customize without options, ignition remove, kargs reset and reset keep a pristine ISO."""
+    iso = iso_copy(name)
+    orig = sha(iso)
+    for args in (
+        ["customize"],
+        ["ignition", "remove"],
+        ["network", "remove"],
+        ["kargs", "reset"],
+        ["reset"],
+    ):
+        assert three_ways(iso, tmp_path, *args) == orig
+
+
+def test_kargs_modify_on_customized_iso_then_customize_refuses(iso_copy) -> None:  # type: ignore[no-untyped-def]
+    iso = iso_copy("2023-07.x86_64")
+    cli("customize", "--dest-device", "/dev/sda", iso)
+    cli("kargs", "modify", "-a", "extra", iso)  # allowed on a customized ISO
+    assert cli("kargs", "show", iso).stdout.decode().endswith(" extra\n")
+    cli("ignition", "remove", iso)
+    r = cli("customize", "--dest-device", "/dev/sda", iso, ok=False)  # kargs differ from the default
+    assert b"This ISO image is already customized; use -f to force." in r.stderr
+    cli("customize", "-f", "--dest-device", "/dev/sda", iso)
+    assert cli("kargs", "show", iso).stdout.decode().endswith(" extra\n")  # -f keeps custom kargs
+
+
+def test_corrupt_embed_area_is_reported(iso_copy) -> None:  # type: ignore[no-untyped-def]
+    iso = iso_copy("2023-07.x86_64")
+    with LiveIso(iso) as live:
+        offset = live.ignition_area.offset
+    with open(iso, "r+b") as f:
+        f.seek(offset)
+        f.write(b"garbage!")
+    r = cli("ignition", "show", iso, ok=False)
+    assert b"Error: reading embedded initrd" in r.stderr
+    assert (
+        b"Error: reading embedded initrd"
+        in cli("ignition", "embed", "-f", iso, input=b"{}", ok=False).stderr
+    )
+    cli("customize", "-f", "--dest-device", "/dev/sda", iso)  # -f replaces the area without reading it
+    with LiveIso(iso) as live:
+        assert set(live.initrd()) == {"config.ign"}
+    with open(iso, "r+b") as f:
+        f.seek(offset)
+        f.write(b"garbage!")
+    cli("reset", iso)  # reset recovers too
+    with LiveIso(iso) as live:
+        assert live.initrd() == {}

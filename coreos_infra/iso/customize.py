@@ -34,7 +34,7 @@ def customize_iso(
     force: bool = False,
 ) -> CustomizeResult:
     """Queue the customization on ``iso`` (call ``iso.save(...)`` afterwards); return what was built."""
-    if not force and iso.is_customized():
+    if not force and iso.is_customized():  # with -f the old area is discarded unread
         raise CustomizeError(ALREADY_CUSTOMIZED)
     result = customize(opts, iso.features, flavor="iso")
     live = LiveKargs(tuple(live_karg_append), tuple(live_karg_delete), tuple(live_karg_replace))
