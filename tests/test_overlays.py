@@ -324,6 +324,15 @@ class IgnitionHost:
     def sudo(self):
         return contextlib.nullcontext()
 
+    def exists(self, command: str) -> bool:
+        return False  # no sudo or other programs: only files
+
+    def check_output(self, command: str) -> str:
+        verb, _, path = command.partition(" ")
+        if verb == "readlink" and path in self.links:
+            return self.links[path]
+        raise IgnitionHost.NeedsBoot(command)
+
     def __getattr__(self, name: str):
         raise IgnitionHost.NeedsBoot(name)
 
@@ -434,3 +443,36 @@ def test_zone_file_parses():
     assert str(cname.target) == "dns1.lab.example."
     txt = zone.find_rdataset("lab.example.", dns.rdatatype.TXT)[0]
     assert txt.strings == (b"coreos-infra lab",)
+
+
+def test_checks_pytest_args():
+    from coreos_infra.recipes.output import checks_pytest_args
+
+    r = render(PROJECT, target="usb", site="lab", host="dns1")
+    args = checks_pytest_args(r, "ssh://core@127.0.0.1:2222", running=False)
+    assert args[:4] == [
+        "-p",
+        "no:cacheprovider",
+        "--import-mode=importlib",
+        "--hosts=ssh://core@127.0.0.1:2222",
+    ]
+    assert args[4:6] == ["-m", "not running"]
+    assert [Path(a).parent.name for a in args[6:]] == ["base", "network", "monitoring", "dns", "ntp"]
+    assert "-m" not in checks_pytest_args(r, "local://")
+
+
+def test_checks_collect_with_testinfra(tmp_path):
+    """pytest + testinfra collect every overlay check file (the 'running' marker is registered)."""
+    import subprocess
+    import sys
+
+    r = render(PROJECT, target="usb", site="lab", host="dns1")
+    from coreos_infra.recipes.output import checks_pytest_args
+
+    args = checks_pytest_args(r, "local://", running=False)
+    out = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", *args], cwd=REPO,
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr
+    collected = [line for line in out.stdout.splitlines() if "::test_" in line]
+    assert any("dns/checks.py::test_config_present" in line for line in collected)
+    assert not any("test_coredns_active" in line for line in collected)  # deselected: needs a running system

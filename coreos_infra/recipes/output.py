@@ -74,3 +74,17 @@ def describe(project: Project) -> str:
             default = json.dumps(v.default) if not v.required else "(required)"
             lines.append(f"      {v.name} ({v.type}) = {default}: {v.doc}")
     return "\n".join(lines)
+
+
+def checks_pytest_args(rendered: Rendered, hosts: str, *, running: bool = True) -> list[str]:
+    """pytest arguments that run the overlay checks of a render against a booted host.
+
+    ``hosts`` is a testinfra host spec (``ssh://core@127.0.0.1:2222`` or ``paramiko://...``, with
+    ``--ssh-identity-file`` etc. added by the caller). ``running=False`` runs only the checks that need
+    nothing but the files Ignition wrote (what the offline fixture OS can show); ``True`` runs them all.
+    """
+    # every overlay's file is called checks.py: importlib mode keeps them apart
+    args = ["-p", "no:cacheprovider", "--import-mode=importlib", f"--hosts={hosts}"]
+    if not running:
+        args += ["-m", "not running"]
+    return args + [str(p) for p in rendered.checks]

@@ -169,6 +169,7 @@ def _build_json(
         "build_id": build_id,
         "site": site.name,
         "domain": site.domain,
+        "timezone": site.timezone,
         "target": target.name,
         "kind": target.kind,
         "base_release": base_release,

@@ -19,6 +19,7 @@ def test_quadlet_present(host):
     assert host.file("/etc/containers/systemd/freeipa-data.volume").exists
 
 
+@pytest.mark.running
 def test_password_file_private(host):
     with host.sudo():
         f = host.file("/etc/freeipa/freeipa.env")

@@ -3,6 +3,7 @@
 Unmarked checks need only the files Ignition wrote; ``running`` ones need the running FCOS system.
 """
 
+import contextlib
 import json
 
 import pytest
@@ -12,14 +13,31 @@ def facts(host):
     return json.loads(host.file("/etc/coreos-infra/build.json").content_string)
 
 
+def _root(host):
+    """sudo where there is one (FCOS); the offline fixture OS has none, and its directories are 0755."""
+    return host.sudo() if host.exists("sudo") else contextlib.nullcontext()
+
+
+def _keyfile(host, h):
+    return host.file(f"/etc/NetworkManager/system-connections/{h['network']}.nmconnection")
+
+
 def test_keyfile_for_static_hosts(host):
     h = facts(host)["host"]
     if h is None or h["address"] is None:
         return  # DHCP: FCOS's default, nothing of ours
+    with _root(host):
+        keyfile = _keyfile(host, h)
+        assert keyfile.exists and keyfile.mode == 0o600 and keyfile.user == "root"
+
+
+@pytest.mark.running
+def test_keyfile_contents(host):
+    h = facts(host)["host"]
+    if h is None or h["address"] is None:
+        return
     with host.sudo():
-        keyfile = host.file(f"/etc/NetworkManager/system-connections/{h['network']}.nmconnection")
-        assert keyfile.exists and keyfile.mode == 0o600
-        assert f"address1={h['address']}/{h['prefix']}" in keyfile.content_string
+        assert f"address1={h['address']}/{h['prefix']}" in _keyfile(host, h).content_string
 
 
 @pytest.mark.running
