@@ -24,7 +24,7 @@ from coreos_infra.recipes.overlay import overlay_files
 # Bump (append) when a render bug is fixed so that builds made with the bug get a new ID.
 ERRATA: tuple[str, ...] = ()
 FORMAT = 1
-_SKIP_FIELDS = {"path", "location", "template", "checks"}
+_SKIP_FIELDS = {"path", "source", "location", "template", "checks"}
 
 
 def canonical(value: Any) -> Any:

@@ -191,6 +191,7 @@ class Site:
     monitoring: Monitoring = field(default_factory=Monitoring)
     identity: Identity = field(default_factory=Identity)
     overlay_vars: tuple[OverlayUse, ...] = ()  # the site's values for overlay variables
+    source: str = ""  # the file as shown in messages (recipes/sites/lab.yaml)
 
     def host(self, name: str) -> Host | None:
         return next((h for h in self.hosts if h.name == name), None)

@@ -200,7 +200,7 @@ def _read_secrets(site: Site, host: Host | None, overlays: list[Overlay]) -> dic
     if host is not None and "identity" in host.roles and any(o.name == "identity" for o in overlays):
         rel = site.identity.admin_password_file
         path = (site.path.parent / rel).resolve()
-        where = Location(str(site.path), "identity.admin_password_file")
+        where = Location(site.source or str(site.path), "identity.admin_password_file")
         try:
             text = path.read_text(encoding="utf-8").rstrip("\r\n")
         except OSError as e:

@@ -116,6 +116,7 @@ def load_site(path: Path, display: str, overlays: Mapping[str, Overlay]) -> Site
         monitoring=monitoring,
         identity=identity,
         overlay_vars=overlay_vars,
+        source=display,
     )
 
 
