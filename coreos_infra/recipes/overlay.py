@@ -147,8 +147,9 @@ def _quote(value: Any) -> str:
     return json.dumps(value if isinstance(value, str) else str(value), ensure_ascii=False)
 
 
-def render_template(overlay: Overlay, display_dir: str, context: Mapping[str, Any]) -> str:
-    """Render the overlay's Butane template; template errors carry the template's file and line."""
+def jinja_environment(overlay: Overlay) -> jinja2.Environment:
+    """The Jinja2 environment of an overlay (compiled templates are cached in it; files are re-read
+    when they change)."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(overlay.path)),
         undefined=jinja2.StrictUndefined,
@@ -156,15 +157,25 @@ def render_template(overlay: Overlay, display_dir: str, context: Mapping[str, An
         trim_blocks=True,
         lstrip_blocks=True,
         autoescape=False,
+        auto_reload=True,
     )
     env.filters["quote"] = _quote
+    return env
+
+
+def render_template(
+    overlay: Overlay, display_dir: str, context: Mapping[str, Any], env: jinja2.Environment | None = None
+) -> str:
+    """Render the overlay's Butane template; template errors carry the template's file and line."""
+    env = env or jinja_environment(overlay)
+    full: dict[str, Any] = dict(context)
 
     def render(name: str, **extra: Any) -> str:
-        return env.get_template(name).render({**context, **extra})
+        return env.get_template(name).render({**full, **extra})
 
-    env.globals["render"] = render
+    full["render"] = render
     try:
-        return env.get_template(TEMPLATE).render(context)
+        return env.get_template(TEMPLATE).render(full)
     except jinja2.TemplateSyntaxError as e:
         where = Location(f"{display_dir}/{e.name or TEMPLATE}", None, e.lineno)
         raise InputError(f"template syntax error: {e.message}", where) from None

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from coreos_infra.errors import InputError, Location
 from coreos_infra.recipes.model import Overlay, Site, TargetRecipe
@@ -18,6 +19,8 @@ class Project:
     sites: dict[str, Site]
     targets: dict[str, TargetRecipe]
     overlays: dict[str, Overlay]
+    # Jinja2 environments by overlay name: compiled templates are reused across renders of this project.
+    jinja_envs: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def overlays_dir(self) -> Path:

@@ -21,7 +21,7 @@ from coreos_infra.errors import CoreosInfraError, InputError, Location
 from coreos_infra.recipes.buildid import build_identity
 from coreos_infra.recipes.merge import merge_fragments
 from coreos_infra.recipes.model import AdminUser, DnsRecord, DnsZone, Host, Overlay, Site, TargetRecipe
-from coreos_infra.recipes.overlay import render_template, resolve_vars
+from coreos_infra.recipes.overlay import jinja_environment, render_template, resolve_vars
 from coreos_infra.recipes.project import Project
 from coreos_infra.recipes.yamlsrc import parse_yaml
 
@@ -325,8 +325,11 @@ def render_butane(
             },
             "butane_version": BUTANE_VERSION,
         }
-        text = render_template(o, display, context)
-        node = parse_yaml(text, f"{display}/butane.yaml.j2 (rendered)")
+        env = project.jinja_envs.get(o.name)
+        if env is None:
+            env = project.jinja_envs[o.name] = jinja_environment(o)
+        text = render_template(o, display, context, env)
+        node = parse_yaml(text, f"{display}/butane.yaml.j2 (rendered)", fast=True)
         data = node.plain() if not node.is_null else {}
         if not isinstance(data, dict):
             raise node.error("the rendered template must be a mapping (a Butane fragment)")

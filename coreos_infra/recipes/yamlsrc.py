@@ -234,9 +234,11 @@ def load_yaml(path: Path, display: str | None = None) -> Node:
     return parse_yaml(text, name)
 
 
-def parse_yaml(text: str, name: str) -> Node:
+def parse_yaml(text: str, name: str, *, fast: bool = False) -> Node:
+    """Compose ``text``; ``fast`` uses libyaml when present (terser syntax error messages)."""
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader) if fast else yaml.SafeLoader
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=loader)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         problem = e.problem or e.context or "invalid YAML"
