@@ -214,7 +214,11 @@ def test_checks_follow_overlays(rendered):
 def test_build_id_inputs(tmp_path):
     root = make_project(tmp_path / "p", copy_recipes=True)
     p = load_project(root)
-    base = render(p, target="usb", site="lab", host="dns1").build_id
+    first = render(p, target="usb", site="lab", host="dns1")
+    base = first.build_id
+    # where the checkout lives does not matter
+    shipped = render(SHIPPED, target="usb", site="lab", host="dns1")
+    assert (base, first.ignition) == (shipped.build_id, shipped.ignition)
     assert render(p, target="usb", site="lab", host="dns1", base_release="40.20240519.3.0").build_id != base
     assert render(p, target="usb", site="lab", host="dns1", firmware_version="v1.50").build_id != base
     # a comment in the site file does not change anything
@@ -508,3 +512,26 @@ def test_render_butane_without_engine_is_yaml():
     modes = {f["path"]: f.get("mode") for f in parsed["storage"]["files"]}
     assert modes["/etc/NetworkManager/system-connections/lan.nmconnection"] == 0o600
     assert "mode: 0600" in text  # written the way people read modes
+
+
+def test_reproducible_across_processes():
+    """Same bytes and IDs in fresh interpreters with different hash seeds (no set/dict-order leaks)."""
+    code = (
+        "import hashlib, sys; from pathlib import Path\n"
+        "from coreos_infra.recipes import load_project, render\n"
+        "p = load_project(Path(sys.argv[1])); h = hashlib.sha256()\n"
+        "for t in sorted(p.targets):\n"
+        "    for host in [None, 'dns1', 'dhcp1']:\n"
+        "        r = render(p, target=t, site='lab', host=host)\n"
+        "        h.update(r.ignition + r.build_id.encode())\n"
+        "print(h.hexdigest())"
+    )
+    digests = set()
+    for seed in ("1", "4242"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        out = subprocess.run(
+            [sys.executable, "-c", code, str(REPO)], env=env, capture_output=True, text=True, timeout=120
+        )
+        assert out.returncode == 0, out.stderr
+        digests.add(out.stdout.strip())
+    assert len(digests) == 1
