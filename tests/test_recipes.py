@@ -277,6 +277,11 @@ SITE_ERRORS = {
         ),
         "recipes/sites/t.yaml:22:12: hosts[1].roles: role dhcp needs dhcp.subnets in the site",
     ),
+    "forwarding to itself": (
+        SITE.replace("forwarders: [10.1.0.1]", "forwarders: [9.9.9.9, 10.1.0.11]"),
+        "recipes/sites/t.yaml:10:25: dns.forwarders[1]: forwarder 10.1.0.11 is the site's own DNS host b: "
+        "queries would loop",
+    ),
     "site name differs from the file": (
         "name: other\n" + SITE,
         "recipes/sites/t.yaml:1:7: name: site name 'other' does not match the file name 't'",
@@ -446,3 +451,14 @@ def test_yaml_anchors_and_merge_keys(tmp_path):
     a, b = _load(tmp_path, site=site).site("t").hosts
     assert (a.name, b.name) == ("a", "b") and a.roles == b.roles == ("dns",)
     assert b.mac == "52:54:00:00:00:02"  # the host's own value wins over the merged one
+
+
+def test_dhcp_dns_defaults_to_forwarders_without_dns_hosts(tmp_path):
+    site = SITE.replace("roles: [dns]", "roles: []").replace(
+        "forwarders: [10.1.0.1]", 'forwarders: [10.1.0.1, "::1"]'
+    )
+    site = site.split("updates:")[0] + "hosts:" + site.split("hosts:")[1]
+    site += "dhcp:\n  subnets:\n    - network: lan\n      ranges: ['10.1.0.100 - 10.1.0.110']\n"
+    subnet = _load(tmp_path, site=site).site("t").dhcp.subnets[0]
+    assert [str(a) for a in subnet.dns_servers] == ["10.1.0.1"]  # IPv4 forwarders only
+    assert subnet.ntp_servers == ()

@@ -87,6 +87,7 @@ def load_site(path: Path, display: str, overlays: Mapping[str, Overlay]) -> Site
     )
     dns = _dns(m.get("dns"), domain) if "dns" in m else Dns()
     ntp = _ntp(m.get("ntp"), networks) if "ntp" in m else Ntp(allow=tuple(n.cidr for n in networks))
+    site_partial = replace(site_partial, dns=dns)
     dhcp = _dhcp(m.get("dhcp"), site_partial, domain) if "dhcp" in m else Dhcp()
     updates_node = m.get("updates")
     updates = _updates(updates_node, name) if updates_node is not None else Updates()
@@ -94,6 +95,7 @@ def load_site(path: Path, display: str, overlays: Mapping[str, Overlay]) -> Site
     identity = _identity(m.get("identity"), domain) if "identity" in m else Identity()
     overlay_vars = _site_overlay_vars(m.get("overlays"), overlays)
     _check_roles(hosts_node, hosts, dns, dhcp, identity, ntp)
+    _check_forwarders(m.get("dns"), hosts, dns)
     if updates.strategy == "periodic":
         assert updates_node is not None
         hosts = stagger(hosts, updates, updates_node, hosts_node)
@@ -293,6 +295,16 @@ def _check_roles(
 
 
 # ---------------------------------------------------------------------------------------------- dns
+def _check_forwarders(node: Node | None, hosts: tuple[Host, ...], dns: Dns) -> None:
+    """A DNS host forwarding to a DNS host of the site loops (CoreDNS's loop plugin would stop it)."""
+    if node is None or "forwarders" not in (m := node.mapping()):
+        return
+    own = {h.address: h.name for h in hosts if "dns" in h.roles and h.address is not None}
+    for item, addr in zip(m.require("forwarders").list(), dns.forwarders, strict=True):
+        if addr in own:
+            raise item.error(f"forwarder {addr} is the site's own DNS host {own[addr]}: queries would loop")
+
+
 def _dns(node: Node | None, site_domain: str) -> Dns:
     assert node is not None
     m = node.mapping(("zones", "forwarders", "cache_seconds"))
@@ -454,7 +466,8 @@ def _subnet(node: Node, sid: int, site: Site, domain: str) -> DhcpSubnet:
         return _each(m.get(key), checks.ipv4) if key in m else default
 
     routers = addr_list("routers", (net.gateway,) if net.gateway else ())
-    dns_servers = addr_list("dns_servers", site.role_addresses("dns"))
+    forwarders = tuple(a for a in site.dns.forwarders if isinstance(a, ipaddress.IPv4Address))
+    dns_servers = addr_list("dns_servers", site.role_addresses("dns") or forwarders)
     ntp_servers = addr_list("ntp_servers", site.role_addresses("ntp"))
     sub_domain = checks.domain(d) if (d := m.get("domain")) is not None else domain
     lease = _int_range(m.get("lease_seconds"), 3600, 60, 31 * 86400)
