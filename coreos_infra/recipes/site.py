@@ -299,7 +299,9 @@ def _check_forwarders(node: Node | None, hosts: tuple[Host, ...], dns: Dns) -> N
     """A DNS host forwarding to a DNS host of the site loops (CoreDNS's loop plugin would stop it)."""
     if node is None or "forwarders" not in (m := node.mapping()):
         return
-    own = {h.address: h.name for h in hosts if "dns" in h.roles and h.address is not None}
+    own: dict[ipaddress.IPv4Address | ipaddress.IPv6Address, str] = {
+        h.address: h.name for h in hosts if "dns" in h.roles and h.address is not None
+    }
     for item, addr in zip(m.require("forwarders").list(), dns.forwarders, strict=True):
         if addr in own:
             raise item.error(f"forwarder {addr} is the site's own DNS host {own[addr]}: queries would loop")
