@@ -73,7 +73,12 @@ class Decoded:
 
 def compose(text: str) -> yaml.Node | None:
     """The node tree of the first YAML document (later documents are ignored, like go-yaml)."""
-    loader = yaml.BaseLoader(text)
+    try:
+        loader = yaml.BaseLoader(text)
+    except yaml.reader.ReaderError as e:
+        if isinstance(e.character, int) and 0xDC80 <= e.character <= 0xDCFF:
+            raise YAMLSyntaxError("yaml: invalid leading UTF-8 octet") from None
+        raise YAMLSyntaxError("yaml: control characters are not allowed") from None
     try:
         if not loader.check_node():
             return None

@@ -15,7 +15,7 @@ from typing import Any
 
 from coreos_infra.ignition.report import ERROR, WARNING, PathT, Report
 from coreos_infra.ignition.types import FIELDS, SUPPORTED_VERSIONS, ListOf, minor
-from coreos_infra.ignition.urls import validate_http_url, validate_url
+from coreos_infra.ignition.urls import ERR_INVALID_URL, go_url_parses, validate_http_url, validate_url
 
 # lists whose entries are appended on merge and never checked for duplicates
 APPEND_ONLY = {
@@ -66,22 +66,23 @@ def item_key(type_name: str, item: Any) -> str | None:
     """The merge/duplicate key of a list item (None: no key)."""
     if not isinstance(item, dict):
         return None if item is None else str(item)
+    # non-pointer Go fields: an absent value is the key ""
     if type_name in ("File", "Directory", "Link"):
-        return item.get("path")
+        return str(item.get("path") or "")
     if type_name in ("Disk", "Filesystem"):
-        return item.get("device")
+        return str(item.get("device") or "")
     if type_name in ("Luks", "Raid", "Unit", "Dropin", "PasswdUser", "PasswdGroup", "HTTPHeader"):
-        return item.get("name")
+        return str(item.get("name") or "")
     if type_name == "Tang":
-        return item.get("url")
+        return str(item.get("url") or "")
     if type_name == "Partition":
         if item.get("number"):
             return f"number:{item['number']}"
         if item.get("label") is not None:
             return f"label:{item['label']}"
-        return None
+        return ""
     if type_name in ("Resource", "ConfigRef"):
-        return item.get("source")
+        return str(item.get("source") or "")
     return None
 
 
@@ -96,32 +97,35 @@ def check_path(p: Any) -> str | None:
 
 
 def parse_unit(contents: str) -> tuple[set[str], str | None]:
-    """Parse systemd unit text: (section names, error message or None)."""
+    """Parse systemd unit text like go-systemd: (sections that have options, error message or None).
+
+    Text before the first section header is ignored; inside sections, option lines need ``=``.
+    """
     sections: set[str] = set()
     lines = contents.split("\n")
-    i = 0
     current: str | None = None
+    i = 0
     while i < len(lines):
-        line = lines[i].strip()
+        line = lines[i].lstrip()
+        last = i == len(lines) - 1
         i += 1
-        if not line or line[0] in "#;":
-            continue
         if line.startswith("["):
             end = line.find("]")
             if end < 0:
                 return sections, "unable to find end of section"
-            if line[end + 1 :].strip():
-                return sections, "found garbage after section name"
+            garbage = line[end + 1 :].strip()
+            if garbage:
+                return sections, f"found garbage after section name : {json.dumps(garbage)}"
             current = line[1:end]
-            sections.add(current)
             continue
-        if current is None:
-            return sections, "found option before first section"
-        while line.endswith("\\") and i < len(lines):
-            line = line[:-1] + lines[i].strip()
-            i += 1
+        if current is None or not line or line[0] in "#;":
+            continue
         if "=" not in line:
-            return sections, "unable to find option value delimiter"
+            return sections, "EOF" if last else "unexpected newline encountered while parsing option name"
+        while line.endswith("\\") and i < len(lines):
+            line = line[:-1] + lines[i]
+            i += 1
+        sections.add(current)
     return sections, None
 
 
@@ -204,22 +208,25 @@ class _Validator:
 
     def ignition_config(self, ic: dict[str, Any], p: PathT) -> None:
         for i, m in enumerate(ic.get("merge") or []):
-            if not m.get("source"):
-                self.err((*p, "merge", i), "source is required")
-        if ic.get("replace") and not ic["replace"].get("source"):
-            self.err((*p, "replace"), "source is required")
+            self.required_source(m, (*p, "merge", i))
+
+    def required_source(self, res: dict[str, Any], p: PathT) -> None:
+        src = res.get("source")
+        msg = "source is required" if not src else validate_url(src)
+        if msg:
+            self.err(p, msg)
 
     def tls(self, t: dict[str, Any], p: PathT) -> None:
         for i, ca in enumerate(t.get("certificateAuthorities") or []):
-            if not ca.get("source"):
-                self.err((*p, "certificateAuthorities", i), "source is required")
+            self.required_source(ca, (*p, "certificateAuthorities", i))
 
     def proxy(self, px: dict[str, Any], p: PathT) -> None:
         for key in ("httpProxy", "httpsProxy"):
             url = px.get(key)
-            if url:
-                if validate_http_url(url) is not None:
-                    self.err((*p, key), "proxies must be http(s)")
+            if url is not None:
+                msg = validate_http_url(url)
+                if msg is not None:
+                    self.err((*p, key), msg if msg == ERR_INVALID_URL else "proxies must be http(s)")
                 elif key == "httpsProxy" and url.lower().startswith("http:"):
                     self.warn((*p, key), "insecure plaintext HTTP proxy specified for HTTPS resources")
 
@@ -229,18 +236,19 @@ class _Validator:
             self.err((*p, "compression"), "invalid compression method")
         h = (r.get("verification") or {}).get("hash")
         if h is not None:
-            msg = None
             if r.get("source") is None:
-                msg = "source must be specified if verification is specified"
-            else:
-                fn, dash, digest = h.partition("-")
-                sizes = {"sha512": 128, "sha256": 64}
-                if not dash:
-                    msg = "malformed hash specifier"
-                elif fn not in sizes:
-                    msg = "unrecognized hash function"
-                elif len(digest) != sizes[fn] or not re.fullmatch(r"[0-9a-fA-F]*", digest):
-                    msg = "incorrect size for hash sum"
+                self.err(
+                    (*p, "verification", "hash"), "source must be specified if verification is specified"
+                )
+            fn, dash, digest = h.partition("-")
+            sizes = {"sha512": 128, "sha256": 64}
+            msg = None
+            if not dash:
+                msg = "malformed hash specifier"
+            elif fn not in sizes:
+                msg = "unrecognized hash function"
+            elif len(digest) != sizes[fn] or not re.fullmatch(r"[0-9a-fA-F]*", digest):
+                msg = "incorrect size for hash sum"
             if msg:
                 self.err((*p, "verification", "hash"), msg)
         src = r.get("source")
@@ -250,14 +258,16 @@ class _Validator:
                 self.err((*p, "source"), msg)
         headers = r.get("httpHeaders") or []
         if headers:
+            scheme = src.split(":", 1)[0].lower() if src and ":" in src else ""
+            if not src or not go_url_parses(src):
+                self.err((*p, "httpHeaders"), "unable to parse url")
+            elif scheme not in ("http", "https"):
+                self.err((*p, "httpHeaders"), "cannot use HTTP headers with this source scheme")
             for i, hd in enumerate(headers):
                 if not hd.get("name"):
-                    self.err((*p, "httpHeaders", i), "HTTP header name can't be empty")
-                elif "value" in hd and hd["value"] == "":
-                    self.err((*p, "httpHeaders", i), "unable to parse HTTP header")
-            scheme = (src or "").split(":", 1)[0].lower() if src and ":" in src else ""
-            if scheme not in ("http", "https"):
-                self.err((*p, "httpHeaders"), "cannot use HTTP headers with this source scheme")
+                    self.err((*p, "httpHeaders", i, "name"), "HTTP header name can't be empty")
+                if hd.get("value") == "":
+                    self.err((*p, "httpHeaders", i, "value"), "unable to parse HTTP header")
 
     def node(self, n: dict[str, Any], p: PathT) -> None:
         msg = check_path(n.get("path"))
@@ -292,7 +302,7 @@ class _Validator:
         self.node(d, p)
 
     def link(self, lk: dict[str, Any], p: PathT) -> None:
-        if not lk.get("target"):
+        if lk.get("target") is None:
             self.err((*p, "target"), "link target is required")
         if lk.get("hard") is True and (lk.get("user") or lk.get("group")):
             self.warn((*p, "hard"), "user/group ignored for hard link")
@@ -300,11 +310,11 @@ class _Validator:
 
     def storage(self, s: dict[str, Any], p: PathT) -> None:
         links = s.get("links") or []
-        sym = [lk.get("path") or "" for lk in links if lk.get("hard") is not True]
-        dirs = {d.get("path") for d in s.get("directories") or []}
+        sym = [lk.get("path") or "" for lk in links]
+        dirs = {d.get("path") or "" for d in s.get("directories") or []}
 
         def under_link(path: str) -> bool:
-            return any(lp and path.startswith(lp + "/") for lp in sym)
+            return any(path.startswith(lp + "/") for lp in sym)
 
         for i, d in enumerate(s.get("directories") or []):
             if under_link(d.get("path") or ""):
@@ -315,7 +325,7 @@ class _Validator:
         for i, lk in enumerate(links):
             if under_link(lk.get("path") or ""):
                 self.err((*p, "links", i), "link path includes link in config")
-            if lk.get("hard") is True and lk.get("target") in dirs:
+            if lk.get("hard") is True and lk.get("target") is not None and lk["target"] in dirs:
                 self.err((*p, "links", i), "hard link target is a directory")
         disks = s.get("disks") or []
         for i, fs in enumerate(s.get("filesystems") or []):
@@ -353,7 +363,9 @@ class _Validator:
         fixed.sort()
         if any(a[1] > b[0] for a, b in zip(fixed, fixed[1:], strict=False)):
             self.err((*p, "partitions"), "partitions overlap")
-        if any(pt.get("shouldExist") is False for pt in parts) and any(not pt.get("number") for pt in parts):
+        if any(pt.get("shouldExist") is False for pt in parts) and any(
+            not pt.get("number") and pt.get("shouldExist") is not False for pt in parts
+        ):
             self.err(
                 (*p, "partitions"),
                 "shouldExist is false for a partition and other partition(s) has start or size 0",
@@ -393,8 +405,8 @@ class _Validator:
         if not fmt:
             if (
                 fs.get("path")
-                or fs.get("label") is not None
-                or fs.get("uuid") is not None
+                or fs.get("label")
+                or fs.get("uuid")
                 or fs.get("wipeFilesystem") is True
                 or fs.get("options")
                 or fs.get("mountOptions")
@@ -404,10 +416,10 @@ class _Validator:
                     "format cannot be empty when path, label, uuid, wipeFilesystem, options, or "
                     "mountOptions is specified",
                 )
-        elif fmt not in FS_FORMATS:
+        elif fmt not in FS_FORMATS or (fmt == "none" and self.minor < 3):
             self.err((*p, "format"), "invalid filesystem format")
         label = fs.get("label")
-        if label is not None:
+        if label:
             if not fmt:
                 self.err((*p, "label"), "filesystem must specify format if label is specified")
             elif fmt in FS_LABEL_MAX and len(label.encode()) > FS_LABEL_MAX[fmt]:
@@ -430,7 +442,9 @@ class _Validator:
                 self.err((*p, "device"), msg)
         clevis = lk.get("clevis") or {}
         custom = clevis.get("custom") or {}
-        if custom and (clevis.get("tang") or clevis.get("tpm2") is True or clevis.get("threshold")):
+        if custom.get("pin") and (
+            clevis.get("tang") or clevis.get("tpm2") is True or clevis.get("threshold")
+        ):
             self.err((*p, "clevis"), "cannot use custom clevis config with tpm2, tang, or threshold")
         key_src = (lk.get("keyFile") or {}).get("source")
         if key_src and validate_url(key_src):
@@ -442,7 +456,7 @@ class _Validator:
                 self.err((*p, "cex"), "cannot use key file with cex")
 
     def clevis_custom(self, c: dict[str, Any], p: PathT) -> None:
-        if not c:
+        if not c.get("pin") and not c.get("config") and c.get("needsNetwork") is not True:
             return
         pin = c.get("pin") or ""
         if not pin:
@@ -466,8 +480,8 @@ class _Validator:
                 self.err((*p, "advertisement"), "advertisement is not valid JSON")
 
     def raid(self, r: dict[str, Any], p: PathT) -> None:
-        level = r.get("level") or ""
-        if not level:
+        level = r.get("level")
+        if level is None and self.minor >= 3:
             self.err((*p, "level"), "raid level is required")
         elif level not in RAID_LEVELS:
             self.err((*p, "level"), "unrecognized raid level")

@@ -64,6 +64,42 @@ def decode_data_url(url: str) -> bytes:
     return raw
 
 
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*$")
+_HOST_OK = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~%!$&'()*+,;=:[]@")
+
+
+def go_url_parses(url: str) -> bool:
+    """Whether Go's ``url.Parse`` accepts ``url`` (the checks that matter for configs)."""
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in url):
+        return False
+    scheme, colon, rest = url.partition(":")
+    if colon and "/" not in scheme and "?" not in scheme and "#" not in scheme:
+        if not scheme:
+            return False  # missing protocol scheme
+        if not _SCHEME.match(scheme):
+            return False  # first path segment in URL cannot contain colon
+    else:
+        rest = url
+    if colon and not rest.startswith("/") and scheme and _SCHEME.match(scheme):
+        return True  # opaque URL (data:, arn:...): not unescaped by url.Parse
+    body = rest.split("#", 1)[0]
+    path_part = body.split("?", 1)[0]
+    if path_part.startswith("//"):
+        authority = path_part[2:].split("/", 1)[0]
+        host = authority.rsplit("@", 1)[-1]
+        if any(c not in _HOST_OK for c in host):
+            return False
+    i = 0
+    while i < len(path_part):
+        if path_part[i] == "%":
+            if len(path_part) < i + 3 or any(c not in _HEX for c in path_part[i + 1 : i + 3]):
+                return False
+            i += 3
+        else:
+            i += 1
+    return True
+
+
 def validate_url(url: str) -> str | None:
     """Ignition's check of a resource ``source``: None when fine, else the error message. ``""`` is fine."""
     if url == "":
@@ -72,6 +108,8 @@ def validate_url(url: str) -> str | None:
         if _S3_ARN.match(url) or _S3_ARN_AP.match(url):
             return None
         return "invalid S3 ARN format"
+    if not go_url_parses(url):
+        return ERR_INVALID_URL
     try:
         u = urllib.parse.urlsplit(url)
     except ValueError:
@@ -94,6 +132,8 @@ def validate_url(url: str) -> str | None:
 
 
 def validate_http_url(url: str) -> str | None:
+    if not go_url_parses(url):
+        return ERR_INVALID_URL
     try:
         u = urllib.parse.urlsplit(url)
     except ValueError:
