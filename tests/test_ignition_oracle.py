@@ -30,8 +30,9 @@ STRINGS = [
 
 # Rules where Ignition 2.14.0 differs from the Ignition Butane 0.29 embeds (2.26); ours follow 2.26.
 KNOWN_DIVERGENCES = re.compile(
-    r"link target is required|source is required|invalid key-file source|shouldExist is false for a partition"
-    r"|custom clevis|^\$\.ignition\.config\.merge|^\$\.ignition\.security\.tls"
+    r"link target is required|source is required|invalid key-file source"
+    r"|shouldExist is false for a partition|custom clevis"
+    r"|^\$\.ignition\.config\.merge|^\$\.ignition\.security\.tls"
 )
 
 
