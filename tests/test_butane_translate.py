@@ -452,3 +452,31 @@ def test_special_bits_warning_by_spec() -> None:
 def test_go_json_escaping() -> None:
     t = tr('storage:\n  files:\n    - path: /a\n      user:\n        name: "<&>\\b\\f\\u2028é"\n')
     assert b'"name":"\\u003c\\u0026\\u003e\\u0008\\u000c\\u2028\xc3\xa9"' in t.to_json()
+
+
+def test_tree_collisions_like_upstream(tmp_path: Path) -> None:
+    """Upstream's TestTranslateTree 'collisions' case: which trees collide with which nodes."""
+    files = {"tree0/file", "tree1/directory", "tree2/link", "tree3/file-partial", "tree4/link-partial"}
+    files |= {"tree5/tree-file", "tree6/tree-file", "tree15/tree-link"}
+    links = {"tree7/file", "tree8/directory", "tree9/link", "tree10/file-partial", "tree11/link-partial"}
+    links |= {"tree12/tree-file", "tree13/tree-link", "tree14/tree-link"}
+    for rel in files | links:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        if rel in files:
+            (tmp_path / rel).write_text(rel)
+        else:
+            os.symlink("file", tmp_path / rel)
+    trees = "".join(f"    - local: tree{i}\n" for i in range(16))
+    e = err(
+        f"storage:\n  trees:\n{trees}"
+        "  files:\n    - path: /file\n      contents:\n        source: data:,foo\n    - path: /file-partial\n"
+        "  directories:\n    - path: /directory\n"
+        "  links:\n    - path: /link\n      target: file\n    - path: /link-partial\n",
+        files_dir=tmp_path,
+    )
+    assert [r.path for r in e.reports] == [
+        ("storage", "trees", i) for i in (0, 1, 2, 4, 6, 7, 8, 9, 10, 12, 14, 15)
+    ]
+    assert {r.message for r in e.reports} == {
+        "matching filesystem node has existing contents or different type"
+    }

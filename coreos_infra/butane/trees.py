@@ -14,17 +14,30 @@ from coreos_infra.ignition.report import PathT
 ERR_COLLISION = "matching filesystem node has existing contents or different type"
 
 
-def _walk(root: str, rel: str = "") -> list[tuple[str, os.stat_result]]:
-    """Go ``filepath.Walk`` order: pre-order, entries sorted by name (bytewise), symlinks not followed."""
-    out: list[tuple[str, os.stat_result]] = []
+def _os_reason(e: OSError) -> str:
+    return {2: "no such file or directory", 13: "permission denied", 20: "not a directory"}.get(
+        e.errno or 0, (e.strerror or str(e)).lower()
+    )
+
+
+def _walk(root: str, rel: str = "") -> list[tuple[str, os.stat_result | str]]:
+    """Go ``filepath.Walk`` order: pre-order, entries sorted by name (bytewise), symlinks not followed.
+
+    Entries are (relative path, lstat result) or (relative path, error message) for unreadable directories.
+    """
+    out: list[tuple[str, os.stat_result | str]] = []
     full = os.path.join(root, rel) if rel else root
     try:
         names = sorted(os.listdir(full), key=lambda n: n.encode("utf-8", "surrogateescape"))
-    except OSError:
-        return out
+    except OSError as e:
+        return [(rel, f"open {full}: {_os_reason(e)}")]
     for name in names:
         r = f"{rel}/{name}" if rel else name
-        st = os.lstat(os.path.join(root, r))
+        try:
+            st = os.lstat(os.path.join(root, r))
+        except OSError as e:
+            out.append((r, f"lstat {os.path.join(root, r)}: {_os_reason(e)}"))
+            continue
         out.append((r, st))
         if stat.S_ISDIR(st.st_mode):
             out.extend(_walk(root, r))
@@ -75,9 +88,12 @@ def add_trees(ctx: Context, cfg: dict[str, Any], out: dict[str, Any]) -> dict[Pa
         with_dirs = ctx.fcos_minor >= 7 and (
             tree.get("dir_mode") is not None or tree.get("user") or tree.get("group")
         )
-        entries: list[tuple[str, os.stat_result]] = [("", st)] if with_dirs else []
+        entries: list[tuple[str, os.stat_result | str]] = [("", st)] if with_dirs else []
         entries += _walk(base)
         for rel, est in entries:
+            if isinstance(est, str):
+                ctx.error(tpath, est)
+                continue
             dest = posixpath.join(dest_root, rel) if rel else dest_root
             if stat.S_ISDIR(est.st_mode):
                 if not with_dirs:
@@ -99,8 +115,12 @@ def add_trees(ctx: Context, cfg: dict[str, Any], out: dict[str, Any]) -> dict[Pa
                     existing = {"path": dest}
                     origins[("storage", "files", len(files))] = tpath
                     files.append(existing)
-                with open(os.path.join(base, rel), "rb") as f:
-                    data = f.read()
+                try:
+                    with open(os.path.join(base, rel), "rb") as f:
+                        data = f.read()
+                except OSError as e:
+                    ctx.error(tpath, f"open {os.path.join(base, rel)}: {_os_reason(e)}")
+                    continue
                 contents = existing.setdefault("contents", {})
                 source, comp = data_url(data, contents.get("compression"))
                 contents["source"] = source
