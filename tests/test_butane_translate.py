@@ -469,7 +469,8 @@ def test_tree_collisions_like_upstream(tmp_path: Path) -> None:
     trees = "".join(f"    - local: tree{i}\n" for i in range(16))
     e = err(
         f"storage:\n  trees:\n{trees}"
-        "  files:\n    - path: /file\n      contents:\n        source: data:,foo\n    - path: /file-partial\n"
+        "  files:\n    - path: /file\n      contents:\n        source: data:,foo\n"
+        "    - path: /file-partial\n"
         "  directories:\n    - path: /directory\n"
         "  links:\n    - path: /link\n      target: file\n    - path: /link-partial\n",
         files_dir=tmp_path,
