@@ -112,7 +112,7 @@ def add_trees(ctx: Context, cfg: dict[str, Any], out: dict[str, Any]) -> dict[Pa
                     ctx.error(tpath, ERR_COLLISION)
                     continue
                 if existing is None:
-                    existing = {"path": dest}
+                    existing = {"path": dest, **(_owner(tree) if ctx.fcos_minor >= 7 else {})}
                     origins[("storage", "files", len(files))] = tpath
                     files.append(existing)
                 try:
@@ -126,9 +126,6 @@ def add_trees(ctx: Context, cfg: dict[str, Any], out: dict[str, Any]) -> dict[Pa
                 contents["source"] = source
                 if comp is not None:
                     contents["compression"] = comp
-                if ctx.fcos_minor >= 7:
-                    for k, v in _owner(tree).items():
-                        existing.setdefault(k, v)
                 if existing.get("mode") is None:
                     if ctx.fcos_minor >= 7 and tree.get("file_mode") is not None:
                         existing["mode"] = tree["file_mode"]
@@ -142,13 +139,10 @@ def add_trees(ctx: Context, cfg: dict[str, Any], out: dict[str, Any]) -> dict[Pa
                     ctx.error(tpath, ERR_COLLISION)
                     continue
                 if existing is None:
-                    existing = {"path": dest}
+                    existing = {"path": dest, **(_owner(tree) if ctx.fcos_minor >= 7 else {})}
                     origins[("storage", "links", len(links))] = tpath
                     links.append(existing)
                 existing["target"] = os.readlink(os.path.join(base, rel))
-                if ctx.fcos_minor >= 7:
-                    for k, v in _owner(tree).items():
-                        existing.setdefault(k, v)
             else:
                 ctx.error(tpath, "trees may only contain files, directories, and symlinks")
     return origins
