@@ -398,30 +398,36 @@ def splice(layout: XzLayout, fd: int, changed: Iterable[int], out: BinaryIO, *, 
             with lock:
                 progress(n)
 
-    def encode(i: int) -> tuple[Path, xz.Block, str]:
-        start, end = layout.raw_range(i)
+    # Split each changed block into up to ``workers`` pieces (each its own xz block, 1 MiB aligned) so
+    # that re-encoding one big FCOS block (192 MiB) uses every core; the index simply lists more blocks.
+    pieces: dict[int, list[tuple[int, int]]] = {i: _split(*layout.raw_range(i), workers) for i in changed}
+
+    def encode(start: int, end: int) -> tuple[Path, xz.Block]:
         tmp = tempfile.NamedTemporaryFile(prefix=".coreos-infra-block-", delete=False, dir=tmp_dir)
         tmp.close()
         try:
             with open(tmp.name, "wb") as tf:
-                block, digest = encode_range(fd, start, end, tf, check=layout.check, preset=preset,
-                                             progress=report)  # fmt: skip
-            return Path(tmp.name), block, digest
+                block, _ = encode_range(
+                    fd, start, end, tf, check=layout.check, preset=preset, progress=report
+                )
+            return Path(tmp.name), block
         except BaseException:
             os.unlink(tmp.name)
             raise
 
-    encoded: dict[int, tuple[Path, xz.Block, str]] = {}
+    encoded: dict[tuple[int, int], tuple[Path, xz.Block]] = {}
     try:
         with concurrent.futures.ThreadPoolExecutor(workers + 1) as pool:
+            enc_futs = {
+                (i, j): pool.submit(encode, a, b) for i in changed for j, (a, b) in enumerate(pieces[i])
+            }
             # One sequential pass hashes the whole uncompressed image (decoding the copied blocks once
             # more, which re-verifies their checks) while the encoders run.
             hash_fut = pool.submit(_image_sha256, layout, fd, in_fd)
-            enc_futs = {i: pool.submit(encode, i) for i in changed}
             errors: list[BaseException] = []
-            for i, fut in enc_futs.items():
+            for key, fut in enc_futs.items():
                 try:
-                    encoded[i] = fut.result()
+                    encoded[key] = fut.result()
                 except BaseException as e:  # keep collecting so every temporary file is removed
                     errors.append(e)
             if errors:
@@ -433,12 +439,13 @@ def splice(layout: XzLayout, fd: int, changed: Iterable[int], out: BinaryIO, *, 
         records = []
         with open(layout.path, "rb") as src:
             for i in range(len(layout.blocks)):
-                if i in encoded:
-                    path, block, _ = encoded[i]
-                    with open(path, "rb") as bf:
-                        while data := bf.read(CHUNK):
-                            w.write(data)
-                    records.append(block)
+                if i in pieces:
+                    for j in range(len(pieces[i])):
+                        path, block = encoded[(i, j)]
+                        with open(path, "rb") as bf:
+                            while data := bf.read(CHUNK):
+                                w.write(data)
+                        records.append(block)
                 else:
                     src.seek(layout.offsets[i])
                     remaining = layout.padded_size(i)
@@ -451,10 +458,19 @@ def splice(layout: XzLayout, fd: int, changed: Iterable[int], out: BinaryIO, *, 
                     records.append(layout.blocks[i])
         w.write(xz.index_and_footer(records, layout.check))
     finally:
-        for path, _, _ in encoded.values():
+        for path, _ in encoded.values():
             path.unlink(missing_ok=True)
     return SpliceResult(tuple(changed), tuple(i for i in range(len(layout.blocks)) if i not in changed),
                         w.size, w.h.hexdigest(), uncompressed_sha, layout.uncompressed_size)  # fmt: skip
+
+
+def _split(start: int, end: int, parts: int) -> list[tuple[int, int]]:
+    """Cut [start, end) into up to ``parts`` pieces of at least 16 MiB, on 1 MiB boundaries."""
+    size = end - start
+    parts = max(1, min(parts, size // (16 << 20)))
+    step = (size // parts + (1 << 20) - 1) // (1 << 20) * (1 << 20)
+    cuts = [start + k * step for k in range(parts)] + [end]
+    return [(a, b) for a, b in zip(cuts, cuts[1:], strict=False) if a < b]
 
 
 def _image_sha256(layout: XzLayout, fd: int, in_fd: set[int]) -> str:

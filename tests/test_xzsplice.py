@@ -156,3 +156,27 @@ def test_sparse_writer_grains(tmp_path: Path) -> None:
     data = p.read_bytes()
     assert data[5000] == 1 and data[MIB - 1] == 2 and data[2 * MIB : 2 * MIB + 10] == b"\x03" * 10
     assert p.stat().st_blocks * 512 <= 3 * 4096 * 2
+
+
+def test_big_changed_block_is_split_across_cores(tmp_path: Path) -> None:
+    raw = tmp_path / "big.raw"
+    rnd = random.Random(3)
+    with open(raw, "wb") as f:
+        f.truncate(64 * MIB)
+        f.seek(10 * MIB)
+        f.write(rnd.randbytes(MIB))
+    xzf = compress(raw, tmp_path / "big.raw.xz", block_mb=32, preset=1)
+    layout = xzsplice.read_layout(xzf)
+    assert layout is not None and len(layout.blocks) == 2
+    with open(tmp_path / "w", "w+b") as wf, open(tmp_path / "out.xz", "wb") as out:
+        fd = wf.fileno()
+        os.ftruncate(fd, layout.uncompressed_size)
+        xzsplice.decode_blocks(layout, [0], fd)
+        os.pwrite(fd, b"NEW", 17 * MIB)
+        res = xzsplice.splice(layout, fd, [0], out, preset=1, threads=2, decoded=[0])
+    assert res.reencoded == (0,)
+    new = xzsplice.read_layout(tmp_path / "out.xz")
+    assert new is not None
+    # block 0 (32 MiB) was re-encoded as two 16 MiB blocks in parallel; block 1 copied as is
+    assert [b.uncompressed_size for b in new.blocks] == [16 * MIB, 16 * MIB, 32 * MIB]
+    assert lzma.decompress((tmp_path / "out.xz").read_bytes()) == _expected(raw, {17 * MIB: b"NEW"})
