@@ -1,0 +1,191 @@
+"""The whole build of one (target, site[, host]): fetch → render → target builder → meta.json.
+
+Each step is a function of its inputs: the verified base artifacts come from the content-addressed
+cache, the Ignition config and the build ID from :func:`coreos_infra.recipes.render`, and the artifact
+from the target builder. A build whose ``meta.json`` already records the same build ID (and whose
+artifacts still have the recorded SHA-256) is not built again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from coreos_infra import fetch
+from coreos_infra.build import BuildRequest, BuildResult, write_meta
+from coreos_infra.errors import CoreosInfraError
+from coreos_infra.fsutil import sha256_file
+from coreos_infra.log import step
+from coreos_infra.recipes import Project, Rendered, load_project, render
+from coreos_infra.targets import load_builder
+
+LOG = logging.getLogger("coreos_infra.pipeline")
+
+# The stream names each artifact role; builders name the live ISO "iso".
+ROLE_NAMES = {("metal", "iso", "disk"): "iso"}
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where base images come from and which keys are trusted."""
+
+    base_url: str = fetch.DEFAULT_BASE_URL
+    keyring: Path | None = None  # extra trusted keys (file or directory)
+    bundled_keys: bool = True  # also trust the pinned Fedora keys
+    insecure: bool = False  # allow artifacts without a signature (never a bad one)
+    firmware_url: str | None = None  # directory URL holding RPi4_UEFI_Firmware_<version>.zip (mirror)
+    fixture_firmware: Path | None = None  # offline: make fixture firmware zips in this directory
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    root: Path  # the project checkout (recipes/, overlays/)
+    target: str
+    site: str | None = None
+    host: str | None = None
+    source: Source = field(default_factory=Source)
+    cache_dir: Path = Path("artifacts/cache")
+    out_root: Path = Path("artifacts/build")
+    force: bool = False  # rebuild even if meta.json has the same build ID
+
+
+@dataclass(frozen=True)
+class BuildOutcome:
+    request: BuildRequest
+    meta_path: Path
+    meta: dict[str, Any]
+    rendered: Rendered
+    cached: bool
+
+
+def _firmware_options(options: dict[str, Any], source: Source, cache_dir: Path) -> dict[str, Any]:
+    """Point the firmware download at a mirror (with its own lock file) when the source says so."""
+    if not (source.firmware_url or source.fixture_firmware) or "firmware" not in options:
+        return options
+    fw = dict(options.get("firmware") or {})
+    version = fw.get("version", "v1.50")
+    base = source.firmware_url
+    if source.fixture_firmware is not None:
+        from coreos_infra.fixtures.firmware import ensure_firmware_dir
+
+        base = ensure_firmware_dir(source.fixture_firmware, version).resolve().as_uri()
+        fw.pop("sha256", None)  # a recipe pins the official zip, not the fixture one
+    fw["url"] = f"{str(base).rstrip('/')}/RPi4_UEFI_Firmware_{version}.zip"
+    return {**options, "firmware": fw, "firmware_lock": str(cache_dir / "firmware-mirror.lock")}
+
+
+def offline_source(cache_root: Path | None = None) -> Source:
+    """The built-in offline mirror (:mod:`coreos_infra.fixtures`), trusting only its throwaway key."""
+    from coreos_infra.fixtures import ensure_mirror
+
+    mirror = ensure_mirror(cache_root)
+    return Source(
+        base_url=mirror.base_url,
+        keyring=mirror.keyring,
+        bundled_keys=False,
+        fixture_firmware=mirror.entry.parent,
+    )
+
+
+def _up_to_date(meta_path: Path, build_id: str) -> dict[str, Any] | None:
+    try:
+        meta: dict[str, Any] = json.loads(meta_path.read_text())
+    except (OSError, ValueError):
+        return None
+    if meta.get("build_id") != build_id:
+        return None
+    for art in meta.get("artifacts", []):
+        path = meta_path.parent / art["name"]
+        if not path.is_file() or path.stat().st_size != art["size"] or sha256_file(path) != art["sha256"]:
+            return None
+    return meta
+
+
+def out_dir_for(plan: BuildPlan, rendered: Rendered) -> Path:
+    return plan.out_root / plan.target / rendered.name
+
+
+def build(plan: BuildPlan, project: Project | None = None) -> BuildOutcome:
+    """Build ``plan.target`` for the site/host and return where the artifact and its meta.json are."""
+    project = project or load_project(plan.root)
+    recipe = project.target(plan.target)
+    with step(f"Fetching {recipe.stream} {recipe.arch} {recipe.base.platform}/{recipe.base.format}"):
+        fetched = fetch.fetch_artifacts(
+            base_url=plan.source.base_url,
+            stream=recipe.stream,
+            arch=recipe.arch,
+            platform=recipe.base.platform,
+            fmt=recipe.base.format,
+            release=recipe.release or None,
+            cache_dir=plan.cache_dir,
+            keyring=plan.source.keyring,
+            insecure=plan.source.insecure,
+            bundled_keys=plan.source.bundled_keys,
+        )
+    LOG.info("  base release %s", fetched.release)
+    options = _firmware_options(dict(recipe.options), plan.source, plan.cache_dir)
+    firmware_version = (
+        str((options.get("firmware") or {}).get("version", "")) if recipe.kind == "rpi4" else ""
+    )
+    with step(f"Rendering {plan.target} for site {plan.site or '(default)'} host {plan.host or '(none)'}"):
+        rendered = render(
+            project,
+            target=plan.target,
+            site=plan.site or project.default_site().name,
+            host=plan.host,
+            base_release=fetched.release,
+            firmware_version=firmware_version,
+        )
+    LOG.info("  build ID %s", rendered.build_id)
+    base = {
+        ROLE_NAMES.get((recipe.base.platform, recipe.base.format, role), role): path
+        for role, path in fetched.files.items()
+    }
+    out_dir = out_dir_for(plan, rendered)
+    request = BuildRequest(
+        target=recipe.name,
+        kind=recipe.kind,
+        arch=recipe.arch,
+        ignition=rendered.ignition,
+        base=base,
+        base_release=fetched.release,
+        build_id=rendered.build_id,
+        out_dir=out_dir,
+        cache_dir=plan.cache_dir,
+        options=options,
+        name=rendered.name,
+        contains_secrets=rendered.contains_secrets,
+    )
+    meta_path = out_dir / "meta.json"
+    if not plan.force and (meta := _up_to_date(meta_path, rendered.build_id)) is not None:
+        LOG.info("‣ %s is up to date (build ID %s)", meta_path, rendered.build_id[:16])
+        return BuildOutcome(request, meta_path, meta, rendered, cached=True)
+    builder = load_builder(recipe.kind)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with step(f"Building {recipe.kind} artifact {rendered.name}"):
+        result = builder(request)
+    result = _with_site_facts(result, rendered)
+    meta_path = write_meta(request, result)
+    meta = json.loads(meta_path.read_text())
+    return BuildOutcome(request, meta_path, meta, rendered, cached=False)
+
+
+def _with_site_facts(result: BuildResult, rendered: Rendered) -> BuildResult:
+    facts = {
+        "site": rendered.site.name if rendered.site else None,
+        "host": rendered.host.name if rendered.host else None,
+        "overlays": list(rendered.overlays),
+    }
+    return replace(result, meta={**facts, **result.meta})
+
+
+def load_outcome_meta(meta_path: Path) -> dict[str, Any]:
+    """Read a build's meta.json, with a clear error if there is none."""
+    try:
+        meta: dict[str, Any] = json.loads(meta_path.read_text())
+    except FileNotFoundError:
+        raise CoreosInfraError(f"{meta_path}: no build here; run `invoke build` first") from None
+    return meta
