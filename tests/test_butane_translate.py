@@ -481,3 +481,14 @@ def test_tree_collisions_like_upstream(tmp_path: Path) -> None:
     assert {r.message for r in e.reports} == {
         "matching filesystem node has existing contents or different type"
     }
+
+
+def test_top_level_errors_come_from_the_first_pass() -> None:
+    with pytest.raises(ButaneError) as e:
+        translate(b"variant: fcos\nversion: 1.6.0\nstorage: {}\nstorage: {}\n")
+    assert e.value.reason == (
+        "Error unmarshaling yaml: yaml: unmarshal errors:\n"
+        '  line 4: mapping key "storage" already defined at line 3'
+    )
+    with pytest.raises(ButaneError, match="cannot unmarshal !!seq into string"):
+        translate(b"variant: [fcos]\nversion: 1.6.0\n")

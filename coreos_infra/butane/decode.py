@@ -158,13 +158,8 @@ class _Decoder:
         self.warnings: list[Report] = []
 
     def type_error(self, node: yaml.Node, tag: str, t: str | ListOf) -> None:
-        if tag in ("!!seq", "!!map"):
-            shown = ""
-        else:
-            v = str(node.value)
-            shown = f" `{v[:7]}...`" if len(v) > 10 else f" `{v}`"
         self.errors.append(
-            f"line {_line(node)}: cannot unmarshal {tag}{shown} into {_go_type(t, self.base)}"
+            f"line {_line(node)}: cannot unmarshal {tag}{_shown(node, tag)} into {_go_type(t, self.base)}"
         )
 
     def decode(self, node: yaml.Node, t: str | ListOf, path: PathT) -> Any:
@@ -262,18 +257,55 @@ class _Decoder:
 
 
 def sniff_version(root: yaml.Node | None) -> tuple[str, str]:
-    """``variant`` and ``version`` as written (``""`` when absent)."""
+    """``variant`` and ``version`` as written (``""`` when absent).
+
+    Like Butane's first pass, this decodes the top-level mapping only: duplicate top-level keys and a
+    non-string variant/version raise :class:`DecodeError`.
+    """
     variant = version = ""
-    if isinstance(root, yaml.MappingNode):
-        for k, v in root.value:
-            if isinstance(k, yaml.ScalarNode) and isinstance(v, yaml.ScalarNode):
-                tag, _ = _resolve(v)
-                text = "" if tag == "!!null" else str(v.value)
-                if k.value == "variant":
-                    variant = text
-                elif k.value == "version":
-                    version = text
+    if root is None:
+        return variant, version
+    if not isinstance(root, yaml.MappingNode):
+        tag, _ = _resolve(root)
+        if tag == "!!null":
+            return variant, version
+        raise DecodeError(
+            [f"line {_line(root)}: cannot unmarshal {tag}{_shown(root, tag)} into common.Common"]
+        )
+    errors: list[str] = []
+    first: dict[str, yaml.Node] = {}
+    for k, v in root.value:
+        if not isinstance(k, yaml.ScalarNode):
+            continue
+        name = str(k.value)
+        if name in first:
+            errors.append(
+                f"line {_line(k)}: mapping key {json.dumps(name)} "
+                f"already defined at line {_line(first[name])}"
+            )
+            continue
+        first[name] = k
+        if name not in ("variant", "version"):
+            continue
+        tag, _ = _resolve(v)
+        if not isinstance(v, yaml.ScalarNode):
+            errors.append(f"line {_line(v)}: cannot unmarshal {tag} into string")
+            continue
+        text = "" if tag == "!!null" else str(v.value)
+        if name == "variant":
+            variant = text
+        else:
+            version = text
+    if errors:
+        raise DecodeError(errors)
     return variant, version
+
+
+def _shown(node: yaml.Node, tag: str) -> str:
+    if tag in ("!!seq", "!!map"):
+        return ""
+    v = str(node.value)
+    return f" `{v[:7]}...`" if len(v) > 10 else f" `{v}`"
 
 
 def decode(root: yaml.Node | None, fcos_minor: int, base: str) -> Decoded:

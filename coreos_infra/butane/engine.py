@@ -138,7 +138,10 @@ def translate(
         root = decode.compose(text)
     except decode.YAMLSyntaxError as e:
         raise ButaneError(f"Error unmarshaling yaml: {e}", source=text) from None
-    variant, version = decode.sniff_version(root)
+    try:
+        variant, version = decode.sniff_version(root)
+    except decode.DecodeError as e:
+        raise ButaneError(f"Error unmarshaling yaml: {e}", source=text) from None
     if not variant:
         raise ButaneError("error parsing variant; must be specified", source=text)
     if not _SEMVER.match(version):
