@@ -476,3 +476,33 @@ def test_checks_collect_with_testinfra(tmp_path):
     collected = [line for line in out.stdout.splitlines() if "::test_" in line]
     assert any("dns/checks.py::test_config_present" in line for line in collected)
     assert not any("test_coredns_active" in line for line in collected)  # deselected: needs a running system
+
+
+def test_reverse_zone():
+    import dns.rdatatype
+    import dns.zone
+
+    ign = render(PROJECT, target="metal", site="lab", host="dns2").ignition
+    text = ign_text(ign, "/etc/coredns/zones/db.2.0.10.in-addr.arpa")
+    zone = dns.zone.from_text(text, origin="2.0.10.in-addr.arpa.", relativize=False)
+    ptr = {str(name): str(rds[0]) for name, rds in zone.iterate_rdatasets(dns.rdatatype.PTR)}
+    assert ptr == {
+        "11.2.0.10.in-addr.arpa.": "dns1.lab.example.",
+        "12.2.0.10.in-addr.arpa.": "dns2.lab.example.",
+        "13.2.0.10.in-addr.arpa.": "dhcp1.lab.example.",
+    }
+    assert "2.0.10.in-addr.arpa" in json.loads(ign_text(ign, "/etc/coreos-infra/build.json"))["zones"]
+
+
+def test_reverse_zones_off_and_unaligned(tmp_path):
+    site = SITE.replace("forwarders: [10.1.0.1]", "forwarders: [10.1.0.1]\n  reverse_zones: false")
+    root = make_project(tmp_path / "off", site=site)
+    files = ign_files(render(load_project(root), target="t", site="t", host="a").ignition)
+    assert not any("in-addr.arpa" in p for p in files)
+    site = SITE.replace("10.1.0.0/24", "10.1.0.0/25")
+    root = make_project(tmp_path / "unaligned", site=site)
+    files = ign_files(render(load_project(root), target="t", site="t", host="a").ignition)
+    assert not any("in-addr.arpa" in p for p in files)  # a /25 would need RFC 2317 delegation
+    root = make_project(tmp_path / "on")
+    files = ign_files(render(load_project(root), target="t", site="t", host="a").ignition)
+    assert "/etc/coredns/zones/db.0.1.10.in-addr.arpa" in files

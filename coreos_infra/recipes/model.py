@@ -57,6 +57,7 @@ class Dns:
     zones: tuple[DnsZone, ...] = ()
     forwarders: tuple[ipaddress.IPv4Address | ipaddress.IPv6Address, ...] = ()
     cache_seconds: int = 300
+    reverse_zones: bool = True  # in-addr.arpa zones (PTR per static host) for octet-aligned site networks
 
 
 @dataclass(frozen=True)

@@ -98,6 +98,29 @@ def select_overlays(project: Project, target: TargetRecipe, host: Host | None) -
     return chosen
 
 
+def reverse_zones(site: Site) -> list[tuple[DnsZone, tuple[DnsRecord, ...]]]:
+    """An ``in-addr.arpa`` zone with a PTR record per static host for each octet-aligned site network
+    (/8, /16, /24) that has static hosts; other prefix lengths would need RFC 2317 delegation."""
+    out = []
+    for net in site.networks:
+        if net.cidr.prefixlen not in (8, 16, 24):
+            continue
+        octets = str(net.cidr.network_address).split(".")[: net.cidr.prefixlen // 8]
+        name = ".".join(reversed(octets)) + ".in-addr.arpa"
+        records = tuple(
+            DnsRecord(
+                name=".".join(reversed(str(h.address).split(".")[net.cidr.prefixlen // 8 :])),
+                type="PTR",
+                value=f"{h.name}.{site.domain}.",
+            )
+            for h in site.hosts
+            if h.address is not None and h.address in net.cidr
+        )
+        if records:
+            out.append((DnsZone(name=name, host_records=False), records))
+    return out
+
+
 def _admins(site: Site, extra_ssh_keys: tuple[str, ...]) -> tuple[AdminUser, ...]:
     admins = list(site.admins)
     if extra_ssh_keys:
@@ -131,6 +154,8 @@ def _facts(
                 if h.address is not None and h.name not in names:
                     records.append(DnsRecord(name=h.name, type="A", value=str(h.address)))
         zones.append((z, tuple(records)))
+    if site.dns.reverse_zones:
+        zones.extend(reverse_zones(site))
     window = None
     if site.updates.strategy == "periodic":
         window = host.update_window if host is not None else site.updates.windows[0]
@@ -152,7 +177,7 @@ def _facts(
         dns_hosts=tuple(f"{h.name}.{site.domain}" for h in site.hosts_with("dns")),
         resolvers=tuple(str(a) for a in site.role_addresses("dns"))
         or tuple(str(a) for a in site.dns.forwarders),
-        build_json=_build_json(site, host, target, build_id, base_release, overlays, window),
+        build_json=_build_json(site, host, target, build_id, base_release, overlays, window, zones),
     )
 
 
@@ -164,6 +189,7 @@ def _build_json(
     base_release: str,
     overlays: list[Overlay],
     window: Any,
+    zones: list[tuple[DnsZone, Any]],
 ) -> str:
     doc: dict[str, Any] = {
         "build_id": build_id,
@@ -180,7 +206,7 @@ def _build_json(
         "container_auto_update": site.updates.container_auto_update,
         "dns_servers": [str(a) for a in site.role_addresses("dns")],
         "ntp_servers": [str(a) for a in site.role_addresses("ntp")],
-        "zones": [z.name for z in site.dns.zones],
+        "zones": [z.name for z, _ in zones],
     }
     if host is not None:
         doc["host"] = {

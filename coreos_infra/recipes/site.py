@@ -309,7 +309,7 @@ def _check_forwarders(node: Node | None, hosts: tuple[Host, ...], dns: Dns) -> N
 
 def _dns(node: Node | None, site_domain: str) -> Dns:
     assert node is not None
-    m = node.mapping(("zones", "forwarders", "cache_seconds"))
+    m = node.mapping(("zones", "forwarders", "cache_seconds", "reverse_zones"))
     zones = _each(m.get("zones"), lambda z: _zone(z, site_domain))
     _unique(m.get("zones"), zones, lambda z: z.name, "zone")
     forwarders = _each(m.get("forwarders"), checks.ip)
@@ -318,7 +318,8 @@ def _dns(node: Node | None, site_domain: str) -> Dns:
         cache = c.int()
         if not 0 <= cache <= 86400:
             raise c.error("cache_seconds must be between 0 and 86400")
-    return Dns(zones=zones, forwarders=forwarders, cache_seconds=cache)
+    reverse = m.require("reverse_zones").bool() if "reverse_zones" in m else True
+    return Dns(zones=zones, forwarders=forwarders, cache_seconds=cache, reverse_zones=reverse)
 
 
 def _zone(node: Node, site_domain: str) -> DnsZone:
