@@ -86,11 +86,33 @@ def compose(text: str) -> yaml.Node | None:
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line = mark.line + 1 if mark is not None else 1
-        raise YAMLSyntaxError(f"yaml: line {line}: {e.problem or e.context}") from None
+        raise YAMLSyntaxError(f"yaml: line {line}: {_libyaml_message(e)}") from None
     except yaml.YAMLError as e:
         raise YAMLSyntaxError(f"yaml: {e}") from None
     finally:
         loader.dispose()
+
+
+_LIBYAML_MESSAGES = (
+    ("mapping values are not allowed here", "mapping values are not allowed in this context"),
+    ("that cannot start any token", "found character that cannot start any token"),
+    ("expected <block end>", "did not find expected key"),
+    ("expected the node content", "did not find expected node content"),
+    ("expected ',' or ']'", "did not find expected ',' or ']'"),
+    ("expected ',' or '}'", "did not find expected ',' or '}'"),
+    ("expected '-' indicator", "did not find expected '-' indicator"),
+)
+
+
+def _libyaml_message(e: yaml.MarkedYAMLError) -> str:
+    """PyYAML's problem text, reworded the way libyaml/go-yaml say it where they differ."""
+    problem = str(e.problem or e.context or "")
+    for pyyaml_text, libyaml_text in _LIBYAML_MESSAGES:
+        if pyyaml_text in problem:
+            return libyaml_text
+    if problem.startswith("found undefined alias"):
+        return f"unknown anchor '{problem.rsplit(' ', 1)[-1].strip(chr(39))}' referenced"
+    return problem
 
 
 def _pos(node: yaml.Node) -> tuple[int, int]:
