@@ -11,9 +11,9 @@ identical bytes:
 - ``output="-"``: streamed to stdout (sendfile where possible) with the areas substituted on the fly.
 
 Memory use is bounded by the embed areas (≤ 256 KiB each) and the xz encoder, never by the ISO size.
-The xz encoding of the Ignition area (liblzma preset 9: ~0.1 s of encoder setup per block, with the GIL
-held) can be deferred to :meth:`LiveIso.save` (``set_initrd(..., background=True)``), where with ``-o`` it
-runs while another thread copies the ISO in the kernel (copy_file_range releases the GIL).
+The xz encoding of the Ignition area (:mod:`coreos_infra.iso.xzencoder`, tens of milliseconds) can be
+deferred to :meth:`LiveIso.save` (``set_initrd(..., background=True)``), where with ``-o`` it runs while
+another thread copies the ISO in the kernel (copy_file_range releases the GIL).
 """
 
 from __future__ import annotations
