@@ -306,3 +306,202 @@ def fixtures(c: Context, cache_dir: str = "", rebuild: bool = False, debug: bool
     print(f"  live ISO {m.iso}")
     for arch, path in sorted(m.metal.items()):
         print(f"  metal {arch} {path}")
+
+
+# ----------------------------------------------------------------------------- build, boot-test, demo
+
+_SOURCE_HELP = {
+    "offline": "use the built-in offline fixture mirror (built by `invoke fixtures`) instead of the "
+    "official server; trusts only the mirror's throwaway key",
+    "stream_base_url": "mirror of builds.coreos.fedoraproject.org to fetch from (http(s):// or file://)",
+    "keyring": "extra trusted OpenPGP keys (a key file or a directory of them)",
+    "insecure": "accept base images without a signature (a bad signature is still an error)",
+    "firmware_url": "directory URL holding RPi4_UEFI_Firmware_<version>.zip (a firmware mirror)",
+    "force": "build even if the output's meta.json already records the same build ID",
+}
+
+
+def _source(offline: bool, stream_base_url: str, keyring: str, insecure: bool, firmware_url: str):  # type: ignore[no-untyped-def]
+    from pathlib import Path
+
+    from coreos_infra.fetch import stream_base_url_default
+    from coreos_infra.pipeline import Source, offline_source
+
+    if offline:
+        return offline_source()
+    return Source(
+        base_url=stream_base_url or stream_base_url_default(),
+        keyring=Path(keyring) if keyring else None,
+        insecure=insecure,
+        firmware_url=firmware_url or None,
+    )
+
+
+def _plan(target: str, site: str, host: str | None, source, force: bool):  # type: ignore[no-untyped-def]
+    from pathlib import Path
+
+    from coreos_infra.paths import artifacts_dir, cache_dir
+    from coreos_infra.pipeline import BuildPlan
+
+    root = Path(__file__).resolve().parent
+    return BuildPlan(
+        root=root,
+        target=target,
+        site=site or None,
+        host=host,
+        source=source,
+        cache_dir=cache_dir(root),
+        out_root=artifacts_dir(root) / "build",
+        force=force,
+    )
+
+
+def _hosts(site: str, host: list[str] | None, all_hosts: bool) -> list[str | None]:
+    from pathlib import Path
+
+    from coreos_infra.recipes import load_project
+
+    if not all_hosts:
+        return list(host or [None])
+    project = load_project(Path(__file__).resolve().parent)
+    s = project.site(site) if site else project.default_site()
+    return [h.name for h in s.hosts]
+
+
+@task(
+    iterable=["host"],
+    help={
+        "target": "target recipe to build (usb, live, pxe, rpi4, metal; see `invoke list`)",
+        "site": "site profile (default: the only/first site in recipes/sites/)",
+        "host": "host of the site to build for (repeatable); default: a site-wide image",
+        "all_hosts": "build one image per host of the site",
+        **_SOURCE_HELP,
+    },
+)
+def build(
+    c: Context,
+    target: str = "",
+    site: str = "",
+    host: list[str] | None = None,
+    all_hosts: bool = False,
+    offline: bool = False,
+    stream_base_url: str = "",
+    keyring: str = "",
+    insecure: bool = False,
+    firmware_url: str = "",
+    force: bool = False,
+) -> None:
+    """Build a ready-to-flash artifact: fetch the verified FCOS base, render the site, customize, meta.json.
+
+    Outputs go to artifacts/build/<target>/<site>-<host>-<target>/ with a meta.json (sha256, size, build ID,
+    base release). A build whose inputs did not change (same build ID) is not redone.
+    """
+
+    from coreos_infra.errors import CoreosInfraError
+    from coreos_infra.log import setup_logging
+    from coreos_infra.pipeline import build as run_build
+
+    if not target:
+        print("Error: --target is required (see `invoke list`)", file=sys.stderr)
+        raise Exit(code=2)
+    setup_logging()
+    try:
+        source = _source(offline, stream_base_url, keyring, insecure, firmware_url)
+        for h in _hosts(site, host, all_hosts):
+            outcome = run_build(_plan(target, site, h, source, force))
+            print(f"{outcome.meta_path.parent}: {'up to date' if outcome.cached else 'built'}")
+            for art in outcome.meta["artifacts"]:
+                print(f"  {art['name']}  {art['size']} bytes  sha256 {art['sha256']}")
+            if outcome.meta.get("contains_secrets"):
+                print("  WARNING: contains secrets (password hashes or keys); keep it private")
+    except CoreosInfraError as e:
+        print(f"Error: {e}", file=sys.stderr)
+        raise Exit(code=1) from None
+
+
+@task(
+    iterable=["host"],
+    help={
+        "target": "target recipe to build and boot (usb, live, pxe, rpi4, metal)",
+        "site": "site profile (default: the only/first site)",
+        "host": "host of the site (repeatable); default: a site-wide image",
+        "all_hosts": "boot-test one image per host of the site",
+        "firmware": "x86_64 firmware: uefi (OVMF) or bios (SeaBIOS); aarch64 always boots AAVMF",
+        "timeout": "seconds to wait for the booted system's report",
+        **_SOURCE_HELP,
+    },
+)
+def boot_test(
+    c: Context,
+    target: str = "",
+    site: str = "",
+    host: list[str] | None = None,
+    all_hosts: bool = False,
+    firmware: str = "uefi",
+    timeout: float = 600.0,
+    offline: bool = False,
+    stream_base_url: str = "",
+    keyring: str = "",
+    insecure: bool = False,
+    firmware_url: str = "",
+    force: bool = False,
+) -> None:
+    """Build (if needed) and boot an artifact in QEMU; check that the system applied its Ignition config.
+
+    Every file, directory, link, unit and user the delivered config declares is compared with what the booted
+    system reports. KVM is used when it works, TCG otherwise. The serial log is kept beside the artifact.
+    """
+
+    from coreos_infra.boottest import boot_artifact
+    from coreos_infra.errors import CoreosInfraError
+    from coreos_infra.log import setup_logging
+    from coreos_infra.pipeline import build as run_build
+
+    if not target:
+        print("Error: --target is required (see `invoke list`)", file=sys.stderr)
+        raise Exit(code=2)
+    setup_logging()
+    failed = 0
+    try:
+        source = _source(offline, stream_base_url, keyring, insecure, firmware_url)
+        for h in _hosts(site, host, all_hosts):
+            outcome = run_build(_plan(target, site, h, source, force))
+            report = boot_artifact(
+                outcome.meta_path,
+                ignition_bytes=outcome.request.ignition,
+                firmware=firmware,
+                timeout=timeout,
+            )
+            print(report.summary())
+            print(f"  serial log: {report.serial_log}")
+            failed += 0 if report.ok else 1
+    except CoreosInfraError as e:
+        print(f"Error: {e}", file=sys.stderr)
+        raise Exit(code=1) from None
+    if failed:
+        raise Exit(code=1)
+
+
+@task(
+    help={
+        "targets": "comma-separated targets to build and boot-test (default: usb,pxe,metal,rpi4)",
+        "host": "host of the lab site to build for",
+    }
+)
+def demo(c: Context, targets: str = "usb,pxe,metal,rpi4", host: str = "dns1") -> None:
+    """The main job end to end on the offline mirror: fixtures → build → boot-test for the lab site."""
+    from coreos_infra.log import setup_logging
+
+    setup_logging()
+    fixtures(c)
+    for target in [t.strip() for t in targets.split(",") if t.strip()]:
+        print(f"\n=== {target} ===")
+        boot_test(c, target=target, site="lab", host=[host], offline=True,
+                  firmware="bios" if target == "usb" else "uefi")  # fmt: skip
+
+
+@task(help={"k": "only run benchmarks matching this pytest -k expression"})
+def bench(c: Context, k: str = "") -> None:
+    """Run the speed and memory benchmarks (tests/bench); each prints its ratio against a baseline."""
+    args = f"-k '{k}'" if k else ""
+    c.run(f"{PY} -m pytest tests/bench -m bench -s {args}", pty=sys.stdout.isatty())
