@@ -617,3 +617,16 @@ def test_stream_encoder_matches_per_block_encoder() -> None:
         assert fast == cpio.initrd_to_bytes(files)
         assert xzencoder.encode_initrd(files) == fast
         assert lzma.decompress(fast) == archive
+
+
+def test_bad_features_json(iso_copy) -> None:  # type: ignore[no-untyped-def]
+    iso = iso_copy("2023-07.x86_64")
+    with LiveIso(iso) as live:
+        rec = live.fs.lookup("COREOS/FEATURES.JSO")
+    with open(iso, "r+b") as f:
+        f.seek(rec.offset)
+        f.write(b"x")
+    r = cli("customize", "--dest-device", "/dev/sda", iso, ok=False)
+    assert b"parsing OS features (coreos/features.json)" in r.stderr
+    cli("ignition", "embed", iso, input=b"{}")  # commands that do not need the features still work
+    assert cli("ignition", "show", iso).stdout == b"{}"

@@ -55,8 +55,6 @@ class LiveIso:
             self.fs = IsoFs(self._f)
             self.ignition_area = embed.find_ignition_area(self.fs)
             self.kargs_layout = kargs.find_kargs(self.fs, self._f)
-            rec = self.fs.find(FEATURES_JSON)
-            self.features = Features.parse(self.fs.read(rec), "coreos/features.json") if rec else Features()
         except BaseException:
             self._f.close()
             raise
@@ -72,6 +70,12 @@ class LiveIso:
 
     def close(self) -> None:
         self._f.close()
+
+    @functools.cached_property
+    def features(self) -> Features:
+        """OS feature flags from ``coreos/features.json`` (all false when the ISO has none)."""
+        rec = self.fs.find(FEATURES_JSON)
+        return Features.parse(self.fs.read(rec), "coreos/features.json") if rec else Features()
 
     @property
     def size(self) -> int:
