@@ -175,6 +175,28 @@ def _v(version: str = "3.5.0", **sections: Any) -> dict[str, Any]:
             "error at $.ignition.proxy.httpProxy: proxies must be http(s)",
         ),
         (_v("3.1.0", storage={"luks": []}), "warning at $.storage.luks: unused key luks"),
+        (
+            _v(storage={"links": [{"path": "/l", "target": "/t", "hard": True, "user": {"name": "u"}}]}),
+            "warning at $.storage.links.0.user.name: user/group ignored for hard link",
+        ),
+        (
+            _v(
+                storage={
+                    "directories": [{"path": "/d/x"}],
+                    "links": [{"path": "/d/h", "target": "x", "hard": True}],
+                }
+            ),
+            "error at $.storage.links.0: hard link target is a directory",
+        ),
+        (
+            _v(
+                storage={
+                    "disks": [{"device": "/dev/a", "partitions": [{"number": 1}]}],
+                    "filesystems": [{"device": "/dev/a", "format": "xfs"}],
+                }
+            ),
+            "warning at $.storage.filesystems.0.device: filesystem overwrites partitioned device",
+        ),
     ],
 )
 def test_validate_rules(config: dict[str, Any], expected: str) -> None:

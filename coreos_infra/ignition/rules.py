@@ -304,8 +304,6 @@ class _Validator:
     def link(self, lk: dict[str, Any], p: PathT) -> None:
         if lk.get("target") is None:
             self.err((*p, "target"), "link target is required")
-        if lk.get("hard") is True and (lk.get("user") or lk.get("group")):
-            self.warn((*p, "hard"), "user/group ignored for hard link")
         self.node(lk, p)
 
     def storage(self, s: dict[str, Any], p: PathT) -> None:
@@ -323,23 +321,32 @@ class _Validator:
             if under_link(f.get("path") or ""):
                 self.err((*p, "files", i), "file path includes link in config")
         for i, lk in enumerate(links):
-            if under_link(lk.get("path") or ""):
+            lpath = lk.get("path") or ""
+            if under_link(lpath):
                 self.err((*p, "links", i), "link path includes link in config")
-            if lk.get("hard") is True and lk.get("target") is not None and lk["target"] in dirs:
+            if lk.get("hard") is not True:
+                continue
+            target = posixpath.normpath(lk.get("target") or "")
+            if not target.startswith("/"):
+                target = posixpath.normpath(posixpath.join(lpath, lk.get("target") or ""))
+            if target in dirs:
                 self.err((*p, "links", i), "hard link target is a directory")
-        disks = s.get("disks") or []
+            for owner in ("user", "group"):
+                for key in ("id", "name"):
+                    if (lk.get(owner) or {}).get(key) is not None:
+                        self.warn((*p, "links", i, owner, key), "user/group ignored for hard link")
+        disks = {d.get("device") or "": d for d in s.get("disks") or []}
         for i, fs in enumerate(s.get("filesystems") or []):
-            for d in disks:
-                if d.get("device") and d.get("device") == fs.get("device"):
-                    if d.get("wipeTable") is True and fs.get("wipeFilesystem") is not True:
-                        self.warn(
-                            (*p, "filesystems", i, "device"),
-                            "device matches disk with wipeTable enabled; filesystem will be wiped",
-                        )
-                    elif d.get("partitions"):
-                        self.warn(
-                            (*p, "filesystems", i, "device"), "filesystem overwrites partitioned device"
-                        )
+            disk = disks.get(fs.get("device") or "")
+            if disk is None:
+                continue
+            if disk.get("partitions"):
+                self.warn((*p, "filesystems", i, "device"), "filesystem overwrites partitioned device")
+            elif fs.get("wipeFilesystem") is not True and disk.get("wipeTable") is True:
+                self.warn(
+                    (*p, "filesystems", i, "device"),
+                    "device matches disk with wipeTable enabled; filesystem will be wiped",
+                )
 
     def disk(self, d: dict[str, Any], p: PathT) -> None:
         if not d.get("device"):
