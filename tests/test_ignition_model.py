@@ -182,7 +182,7 @@ def _v(version: str = "3.5.0", **sections: Any) -> dict[str, Any]:
         (
             _v(
                 storage={
-                    "directories": [{"path": "/d/x"}],
+                    "directories": [{"path": "/d/h/x"}],
                     "links": [{"path": "/d/h", "target": "x", "hard": True}],
                 }
             ),
