@@ -82,13 +82,12 @@ def load_site(path: Path, display: str, overlays: Mapping[str, Overlay]) -> Site
     hosts_node = m.require("hosts")
     hosts = tuple(_host(h, networks) for h in hosts_node.list())
     _check_hosts(hosts_node, hosts)
-    site_partial = Site(
-        name=name, path=path, domain=domain, timezone=timezone, admins=admins, networks=networks, hosts=hosts
-    )
     dns = _dns(m.get("dns"), domain) if "dns" in m else Dns()
     ntp = _ntp(m.get("ntp"), networks) if "ntp" in m else Ntp(allow=tuple(n.cidr for n in networks))
-    site_partial = replace(site_partial, dns=dns)
-    dhcp = _dhcp(m.get("dhcp"), site_partial, domain) if "dhcp" in m else Dhcp()
+    # what the DHCP defaults (routers, DNS and NTP servers) are computed from
+    so_far = Site(name=name, path=path, domain=domain, timezone=timezone, admins=admins, networks=networks,
+                  hosts=hosts, dns=dns)  # fmt: skip
+    dhcp = _dhcp(m.get("dhcp"), so_far, domain) if "dhcp" in m else Dhcp()
     updates_node = m.get("updates")
     updates = _updates(updates_node, name) if updates_node is not None else Updates()
     monitoring = _monitoring(m.get("monitoring")) if "monitoring" in m else Monitoring()
