@@ -161,6 +161,9 @@ class SourceValidator:
     def inline_config(self, inline: str | bytes, path: PathT) -> None:
         raw = inline if isinstance(inline, bytes) else inline.encode("utf-8", "surrogateescape")
         text = raw.decode("utf-8", "replace")
+        if not raw:
+            self.err((*path, "inline"), "not a config (empty)")
+            return
         syntax = go_syntax_error(text)
         if syntax is not None:
             msg, offset = syntax

@@ -120,7 +120,7 @@ def validate_url(url: str) -> str | None:
     if scheme == "s3":
         q = urllib.parse.parse_qs(u.query, keep_blank_values=True)
         if "versionId" in q and any(v == "" for v in q["versionId"]):
-            return "invalid S3 object version ID"
+            return "invalid S3 object VersionId"
         return None
     if scheme == "data":
         try:
