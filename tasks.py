@@ -50,6 +50,7 @@ def test(c: Context, k: str = "", marker: str = "", verbose: bool = False) -> No
         "base_release": "FCOS release the build will use (part of the build ID); default: none yet",
         "firmware_version": "firmware version the build will use (part of the build ID); default: none",
         "out": "output directory; default: artifacts/render/<site>/<host>/<target>/",
+        "all": "render every target for the site and each of its hosts (a quick check of a site change)",
     }
 )
 def render(
@@ -60,6 +61,7 @@ def render(
     base_release: str = "",
     firmware_version: str = "",
     out: str = "",
+    all: bool = False,
 ) -> None:
     """Render a site's Butane and Ignition for a target (and host); print the paths and the build ID."""
     from pathlib import Path
@@ -68,8 +70,19 @@ def render(
     from coreos_infra.paths import artifacts_dir, project_root
     from coreos_infra.recipes import load_project
     from coreos_infra.recipes import render as render_config
-    from coreos_infra.recipes.output import render_dir, write_render
+    from coreos_infra.recipes.output import render_all, render_dir, write_render
 
+    if all:
+        try:
+            project = load_project(project_root())
+            results = render_all(project, site or project.default_site().name, artifacts_dir())
+        except CoreosInfraError as e:
+            print(f"Error: {e}", file=sys.stderr)
+            raise Exit(code=1) from None
+        for rendered, files in results:
+            who = rendered.host.name if rendered.host else "(site)"
+            print(f"{rendered.target.name:<8} {who:<12} {rendered.build_id[:16]}  {files.ignition}")
+        return
     if not target:
         print("Error: --target is required (see `invoke list`)", file=sys.stderr)
         raise Exit(code=2)

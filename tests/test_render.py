@@ -534,3 +534,17 @@ def test_reproducible_across_processes():
         assert out.returncode == 0, out.stderr
         digests.add(out.stdout.strip())
     assert len(digests) == 1
+
+
+def test_invoke_render_all(tmp_path):
+    root = tmp_path / "p"
+    shutil.copytree(REPO / "recipes", root / "recipes")
+    shutil.copytree(REPO / "overlays", root / "overlays")
+    out = _invoke(root, "render", "--all")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.strip().splitlines()
+    assert len(lines) == len(SHIPPED.targets) * (1 + len(SHIPPED.site("lab").hosts))
+    written = sorted((root / "artifacts" / "render" / "lab").rglob("*.ign"))
+    assert len(written) == len(lines)
+    expected = render(SHIPPED, target="rpi4", site="lab", host="dhcp1")
+    assert (root / "artifacts/render/lab/dhcp1/rpi4/lab-dhcp1-rpi4.ign").read_bytes() == expected.ignition

@@ -88,3 +88,16 @@ def checks_pytest_args(rendered: Rendered, hosts: str, *, running: bool = True) 
     if not running:
         args += ["-m", "not running"]
     return args + [str(p) for p in rendered.checks]
+
+
+def render_all(project: Project, site: str, artifacts: Path) -> list[tuple[Rendered, RenderFiles]]:
+    """Render and write every target for the site as a whole and for each of its hosts."""
+    from coreos_infra.recipes.render import render
+
+    s = project.site(site)
+    out = []
+    for target in sorted(project.targets):
+        for host in [None, *(h.name for h in s.hosts)]:
+            rendered = render(project, target=target, site=s.name, host=host)
+            out.append((rendered, write_render(rendered, render_dir(artifacts, rendered))))
+    return out
