@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from coreos_infra import ignition
 from coreos_infra.butane import ButaneError, Translation, translate
@@ -492,3 +494,19 @@ def test_top_level_errors_come_from_the_first_pass() -> None:
     )
     with pytest.raises(ButaneError, match="cannot unmarshal !!seq into string"):
         translate(b"variant: [fcos]\nversion: 1.6.0\n")
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.binary(max_size=400) | st.text(max_size=400).map(str.encode))
+def test_data_url_is_shortest_and_round_trips(data: bytes) -> None:
+    src, comp = data_url(data, None)
+    assert ignition.decode_source(src, comp) == data
+    escaped = "data:," + url_escape(data)
+    b64 = "data:;base64," + base64.b64encode(data).decode()
+    plain_best = b64 if len(b64) < len(escaped) else escaped
+    if comp == "gzip":
+        assert len(src) + 4 < len(plain_best)
+    else:
+        assert comp == "" and src == plain_best
+    # user compression: never compressed again, user's value kept
+    assert data_url(data, "gzip") == (plain_best, "gzip")

@@ -17,9 +17,18 @@ ERR_NO_FILES_DIR = (
 ERR_ESCAPE = "local file path traverses outside the files directory"
 
 
+_ESCAPED = tuple(chr(b) if b in _SAFE else f"%{_HEX[b >> 4]}{_HEX[b & 15]}" for b in range(256))
+_SAFE_BYTES = bytes(sorted(_SAFE))
+
+
 def url_escape(data: bytes) -> str:
     """Percent-escape everything except ASCII letters, digits and ``-_.!~*'()`` (upper-case hex)."""
-    return "".join(chr(b) if b in _SAFE else f"%{_HEX[b >> 4]}{_HEX[b & 15]}" for b in data)
+    return "".join(map(_ESCAPED.__getitem__, data))
+
+
+def _escaped_len(data: bytes) -> int:
+    unsafe = len(data.translate(None, _SAFE_BYTES))
+    return len(data) + 2 * unsafe
 
 
 def _go_like_gzip(data: bytes) -> bytes:
@@ -66,19 +75,21 @@ def data_url(data: bytes, compression: str | None, *, allow_gzip: bool = True) -
     compression written is ``""`` or ``"gzip"``. With a user compression the bytes are taken as already
     compressed and the user's value is kept.
     """
-    best = "," + url_escape(data)
-    b64 = ";base64," + base64.b64encode(data).decode()
-    if len(b64) < len(best):
-        best = b64
-    if compression:
-        return "data:" + best, compression
-    result_compression = ""
-    if allow_gzip:
-        gz = ";base64," + base64.b64encode(_go_like_gzip(data)).decode()
-        if len(gz) + 4 < len(best):
-            best = gz
+    escaped_len = 1 + _escaped_len(data)
+    b64_len = 8 + 4 * ((len(data) + 2) // 3)
+    best_len = min(escaped_len, b64_len)
+    use = "escaped" if escaped_len <= b64_len else "base64"
+    result_compression = compression if compression else ""
+    gz = b""
+    if not compression and allow_gzip:
+        gz = _go_like_gzip(data)
+        if 8 + 4 * ((len(gz) + 2) // 3) + 4 < best_len:
+            use = "gzip"
             result_compression = "gzip"
-    return "data:" + best, result_compression
+    if use == "escaped":
+        return "data:," + url_escape(data), result_compression
+    payload = gz if use == "gzip" else data
+    return "data:;base64," + base64.b64encode(payload).decode(), result_compression
 
 
 class LocalFileError(Exception):
