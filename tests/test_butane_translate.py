@@ -510,3 +510,21 @@ def test_data_url_is_shortest_and_round_trips(data: bytes) -> None:
         assert comp == "" and src == plain_best
     # user compression: never compressed again, user's value kept
     assert data_url(data, "gzip") == (plain_best, "gzip")
+
+
+def test_root_partition_warnings() -> None:
+    t = tr(
+        "storage:\n  disks:\n    - device: /dev/disk/by-id/coreos-boot-disk\n      partitions:\n"
+        "        - label: root\n          number: 4\n        - label: var\n"
+    )
+    assert [str(r) for r in t.reports] == [
+        "warning at $.storage.disks.0.partitions.0.size_mib, line 7 col 11: root partition cannot expand; "
+        "it is set to fill available space but is followed by an auto-positioned partition"
+    ]
+    t = tr(
+        "storage:\n  disks:\n    - device: /dev/disk/by-id/coreos-boot-disk\n      partitions:\n"
+        "        - label: root\n          number: 4\n          size_mib: 4096\n"
+    )
+    assert [(r.path, r.message) for r in t.reports] == [
+        (("storage", "disks", 0, "partitions", 0, "size_mib"), "root should have 8GiB of space assigned")
+    ]

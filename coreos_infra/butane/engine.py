@@ -107,13 +107,7 @@ def _partition_warnings(config: dict[str, Any], fcos_minor: int) -> list[Report]
             if label == "root" and fcos_minor >= 3:
                 size = part.get("sizeMiB") or 0
                 if size == 0 and any(not p.get("startMiB") for k, p in enumerate(parts) if k != j):
-                    out.append(
-                        Report(
-                            WARNING,
-                            WARN_ROOT_EXPAND,
-                            ppath,
-                        )
-                    )
+                    out.append(Report(WARNING, WARN_ROOT_EXPAND, (*ppath, "sizeMiB")))
                 if 0 < size < 8192:
                     out.append(
                         Report(WARNING, "root should have 8GiB of space assigned", (*ppath, "sizeMiB"))
