@@ -506,3 +506,38 @@ def test_reverse_zones_off_and_unaligned(tmp_path):
     root = make_project(tmp_path / "on")
     files = ign_files(render(load_project(root), target="t", site="t", host="a").ignition)
     assert "/etc/coredns/zones/db.0.1.10.in-addr.arpa" in files
+
+
+# Keys of podman-systemd.unit(5) the overlays may use (a typo would be silently ignored by quadlet).
+QUADLET_KEYS = {
+    "Container": set(
+        """ContainerName Image Network PublishPort Volume Mount Exec Entrypoint Environment EnvironmentFile
+        Secret AddCapability DropCapability AddDevice HealthCmd HealthInterval HealthRetries
+        HealthStartPeriod
+        HealthTimeout HealthOnFailure Notify ReadOnly NoNewPrivileges SecurityLabelType SecurityLabelDisable
+        UserNS User Group Pull LogDriver Sysctl Timezone PodmanArgs HostName AutoUpdate Tmpfs""".split()
+    ),
+    "Volume": set("VolumeName User Group Label Driver Options Copy".split()),
+}
+
+
+def test_quadlet_keys_are_known(all_quadlets):
+    for path, text in all_quadlets.items():
+        unit = _parse_unit(text)
+        kind = "Container" if path.endswith(".container") else "Volume"
+        unknown = set(unit[kind]) - QUADLET_KEYS[kind]
+        assert not unknown, f"{path}: {unknown}"
+        assert set(unit) <= {"Unit", kind, "Service", "Install"}, path
+
+
+def test_zincati_toml_parses():
+    import tomllib
+
+    for host in ("dns1", "dns2", "dhcp1", None):
+        ign = render(PROJECT, target="usb", site="lab", host=host).ignition
+        doc = tomllib.loads(ign_text(ign, "/etc/zincati/config.d/55-updates-strategy.toml"))
+        assert doc["updates"]["strategy"] == "periodic"
+        assert doc["updates"]["periodic"]["time_zone"] == "Europe/Berlin"
+        (window,) = doc["updates"]["periodic"]["window"]
+        assert set(window) == {"days", "start_time", "length_minutes"}
+        assert window["length_minutes"] == 60 and window["start_time"] == "03:00"
