@@ -28,7 +28,28 @@ from coreos_infra.ignition.merge import merge_with_origins
 from coreos_infra.ignition.report import WARNING, PathT, Report, format_reports
 from coreos_infra.ignition.types import minor as spec_minor
 
-_SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$")
+_IDENTIFIER = re.compile(r"^[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*$")
+
+
+def go_semver(text: str) -> str | None:
+    """Parse a version like go-semver (``01.6.0`` is 1.6.0) and return its canonical string, or None."""
+    rest, plus, metadata = text.partition("+")
+    core, dash, pre = rest.partition("-")
+    parts = core.split(".", 2)
+    if len(parts) != 3 or (dash and not _IDENTIFIER.match(pre)):
+        return None
+    numbers = []
+    for part in parts:
+        if not re.fullmatch(r"[+-]?\d+", part):
+            return None
+        numbers.append(int(part))
+    out = ".".join(str(n) for n in numbers)
+    if dash:
+        out += "-" + pre
+    if plus:
+        out += "+" + metadata
+    return out
+
 
 REASON_SOURCE_INVALID = "source config is invalid"
 REASON_OUTPUT_INVALID = "config generated was invalid"
@@ -138,8 +159,10 @@ def translate(
         raise ButaneError(f"Error unmarshaling yaml: {e}", source=text) from None
     if not variant:
         raise ButaneError("error parsing variant; must be specified", source=text)
-    if not _SEMVER.match(version):
+    parsed_version = go_semver(version)
+    if parsed_version is None:
         raise ButaneError("error parsing version; must be a valid semver", source=text)
+    version = parsed_version
     if variant == "rhcos":
         raise ButaneError(
             "rhcos variant has been removed; use openshift variant instead: "
