@@ -34,6 +34,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--raw-errors", action="store_true", help="print reports as one line each (butane < 0.29 format)"
     )
+    p.add_argument(
+        "--color",
+        nargs="?",
+        const="always",
+        default="auto",
+        choices=("auto", "always", "never"),
+        help="accepted for butane compatibility; reports are always printed without colour",
+    )
     p.set_defaults(func=run)
 
 
