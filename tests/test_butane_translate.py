@@ -528,3 +528,43 @@ def test_root_partition_warnings() -> None:
     assert [(r.path, r.message) for r in t.reports] == [
         (("storage", "disks", 0, "partitions", 0, "size_mib"), "root should have 8GiB of space assigned")
     ]
+
+
+def test_tree_permissions_and_ownership_1_7(tmp_path: Path) -> None:
+    """Upstream's v0_7 TestTranslateTree 'Permissions and ownership' case."""
+    for rel, mode in (("tree/file", 0o600), ("tree/subdir/file", 0o644), ("tree2/file", 0o600)):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(rel)
+        os.chmod(tmp_path / rel, mode)
+    os.symlink("../file", tmp_path / "tree/subdir/link")
+    t = tr(
+        "storage:\n  trees:\n    - local: tree\n      file_mode: 0777\n      user:\n        name: bovik\n"
+        "      group:\n        id: 1000\n    - local: tree2\n      dir_mode: 0777\n      path: /etc\n",
+        "1.7.0",
+        files_dir=tmp_path,
+    )
+    owner = {"group": {"id": 1000}, "user": {"name": "bovik"}}
+    storage = t.config["storage"]
+    assert storage["directories"] == [
+        {"group": {"id": 1000}, "path": "/", "user": {"name": "bovik"}, "mode": 0o755},
+        {"group": {"id": 1000}, "path": "/subdir", "user": {"name": "bovik"}, "mode": 0o755},
+        {"path": "/etc", "mode": 0o777},
+    ]
+    assert [(f["path"], f["mode"], {k: f.get(k) for k in owner if k in f}) for f in storage["files"]] == [
+        ("/file", 0o777, owner),
+        ("/subdir/file", 0o777, owner),
+        ("/etc/file", 0o644, {}),
+    ]
+    assert storage["links"] == [{**owner, "path": "/subdir/link", "target": "../file"}]
+    # a tree with ownership may not re-create an existing directory
+    (tmp_path / "t3/etc").mkdir(parents=True)
+    (tmp_path / "t3/etc/file").write_text("x")
+    e = err(
+        "storage:\n  directories:\n    - path: /etc\n  trees:\n    - local: t3\n"
+        "      user:\n        name: bovik\n",
+        "1.7.0",
+        files_dir=tmp_path,
+    )
+    assert [(r.path, r.message) for r in e.reports] == [
+        (("storage", "trees", 0), "matching filesystem node has existing contents or different type")
+    ]
