@@ -5,7 +5,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Iterator
 
 from invoke import Context, Exit, task
 
@@ -350,6 +352,34 @@ def _source(offline: bool, stream_base_url: str, keyring: str, insecure: bool, f
     )
 
 
+@contextlib.contextmanager
+def _user_errors() -> Iterator[None]:
+    """Turn the library's user-facing errors into a message and exit code 1 (no traceback)."""
+    from coreos_infra.errors import CoreosInfraError
+
+    try:
+        yield
+    except CoreosInfraError as e:
+        print(f"Error: {e}", file=sys.stderr)
+        raise Exit(code=1) from None
+
+
+def _outcomes(
+    target: str, site: str, host: list[str] | None, all_hosts: bool, source_args: tuple, force: bool
+):  # type: ignore[no-untyped-def,type-arg]
+    """Build (or find up to date) each requested (target, site, host); yield the outcomes."""
+    from coreos_infra.log import setup_logging
+    from coreos_infra.pipeline import build as run_build
+
+    if not target:
+        print("Error: --target is required (see `invoke list`)", file=sys.stderr)
+        raise Exit(code=2)
+    setup_logging()
+    source = _source(*source_args)
+    for h in _hosts(site, host, all_hosts):
+        yield run_build(_plan(target, site, h, source, force))
+
+
 def _plan(target: str, site: str, host: str | None, source, force: bool):  # type: ignore[no-untyped-def]
     from pathlib import Path
 
@@ -409,27 +439,14 @@ def build(
     Outputs go to artifacts/build/<target>/<site>-<host>-<target>/ with a meta.json (sha256, size, build ID,
     base release). A build whose inputs did not change (same build ID) is not redone.
     """
-
-    from coreos_infra.errors import CoreosInfraError
-    from coreos_infra.log import setup_logging
-    from coreos_infra.pipeline import build as run_build
-
-    if not target:
-        print("Error: --target is required (see `invoke list`)", file=sys.stderr)
-        raise Exit(code=2)
-    setup_logging()
-    try:
-        source = _source(offline, stream_base_url, keyring, insecure, firmware_url)
-        for h in _hosts(site, host, all_hosts):
-            outcome = run_build(_plan(target, site, h, source, force))
+    source_args = (offline, stream_base_url, keyring, insecure, firmware_url)
+    with _user_errors():
+        for outcome in _outcomes(target, site, host, all_hosts, source_args, force):
             print(f"{outcome.meta_path.parent}: {'up to date' if outcome.cached else 'built'}")
             for art in outcome.meta["artifacts"]:
                 print(f"  {art['name']}  {art['size']} bytes  sha256 {art['sha256']}")
             if outcome.meta.get("contains_secrets"):
                 print("  WARNING: contains secrets (password hashes or keys); keep it private")
-    except CoreosInfraError as e:
-        print(f"Error: {e}", file=sys.stderr)
-        raise Exit(code=1) from None
 
 
 @task(
@@ -464,21 +481,12 @@ def boot_test(
     Every file, directory, link, unit and user the delivered config declares is compared with what the booted
     system reports. KVM is used when it works, TCG otherwise. The serial log is kept beside the artifact.
     """
-
     from coreos_infra.boottest import boot_artifact
-    from coreos_infra.errors import CoreosInfraError
-    from coreos_infra.log import setup_logging
-    from coreos_infra.pipeline import build as run_build
 
-    if not target:
-        print("Error: --target is required (see `invoke list`)", file=sys.stderr)
-        raise Exit(code=2)
-    setup_logging()
     failed = 0
-    try:
-        source = _source(offline, stream_base_url, keyring, insecure, firmware_url)
-        for h in _hosts(site, host, all_hosts):
-            outcome = run_build(_plan(target, site, h, source, force))
+    source_args = (offline, stream_base_url, keyring, insecure, firmware_url)
+    with _user_errors():
+        for outcome in _outcomes(target, site, host, all_hosts, source_args, force):
             report = boot_artifact(
                 outcome.meta_path,
                 ignition_bytes=outcome.request.ignition,
@@ -488,9 +496,6 @@ def boot_test(
             print(report.summary())
             print(f"  serial log: {report.serial_log}")
             failed += 0 if report.ok else 1
-    except CoreosInfraError as e:
-        print(f"Error: {e}", file=sys.stderr)
-        raise Exit(code=1) from None
     if failed:
         raise Exit(code=1)
 
