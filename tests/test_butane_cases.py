@@ -114,6 +114,7 @@ def test_case(meta: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPa
                 (case_dir / "input.bu").read_bytes(), filename="input.bu", files_dir="files", strict=True
             )
         assert exc.value.reason == "Config produced warnings and --strict was specified"
+        assert str(exc.value) == raw + "Config produced warnings and --strict was specified"
     else:
         assert raw == ""
 

@@ -77,7 +77,7 @@ def test_warnings_exit_zero_and_strict_fails(tmp_path: Path) -> None:
     assert r.returncode == 1
     assert r.stderr.decode().splitlines() == [
         "warning at $.storage.files.0.q, line 6 col 7: unused key q",
-        "Error translating config: Config produced warnings and --strict was specified",
+        "Config produced warnings and --strict was specified",
     ]
     assert not out.exists()
 

@@ -65,14 +65,20 @@ _RESERVED_NUMBERS = {"BIOS-BOOT": 1, "PowerPC-PReP-boot": 1, "EFI-SYSTEM": 2, "b
 class ButaneError(CoreosInfraError):
     """Translation failed. ``reports`` holds the report entries; ``reason`` the final status line's reason.
 
-    ``str()`` is the raw report lines followed by ``Error translating config: <reason>``.
+    ``str()`` is the raw report lines followed by ``Error translating config: <reason>`` (or, for
+    ``--strict``, ``Config produced warnings and --strict was specified``).
     """
 
     def __init__(self, reason: str, reports: list[Report] | None = None, *, source: str = "") -> None:
         self.reason = reason
         self.reports = list(reports or [])
         self.source = source
-        super().__init__(format_reports(self.reports) + f"Error translating config: {reason}")
+        super().__init__(format_reports(self.reports) + self.status_line)
+
+    @property
+    def status_line(self) -> str:
+        """The last line Butane prints (``Error translating config: ...`` or the --strict message)."""
+        return self.reason if self.reason == REASON_STRICT else f"Error translating config: {self.reason}"
 
 
 @dataclass

@@ -51,7 +51,8 @@ def run(args: argparse.Namespace) -> int:
         try:
             data = Path(args.input).read_bytes()
         except OSError as e:
-            print(f"open {args.input}: {(e.strerror or str(e)).lower()}", file=sys.stderr)
+            reason = "no such file or directory" if e.errno == 2 else (e.strerror or str(e)).lower()
+            print(f"failed to open {args.input}: open {args.input}: {reason}", file=sys.stderr)
             return 1
     else:
         filename = "<stdin>"
@@ -67,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         result = translate(data, filename=filename, files_dir=args.files_dir, strict=args.strict)
     except ButaneError as e:
         show(e.reports, e.source)
-        sys.stderr.write(f"Error translating config: {e.reason}\n")
+        sys.stderr.write(e.status_line + "\n")
         sys.stderr.flush()
         return 1
     show(result.reports, result.source)
