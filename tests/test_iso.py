@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from coreos_infra.cli import iso as iso_cli
 from coreos_infra.errors import CoreosInfraError
@@ -630,3 +632,37 @@ def test_bad_features_json(iso_copy) -> None:  # type: ignore[no-untyped-def]
     assert b"parsing OS features (coreos/features.json)" in r.stderr
     cli("ignition", "embed", iso, input=b"{}")  # commands that do not need the features still work
     assert cli("ignition", "show", iso).stdout == b"{}"
+
+
+_names = st.text(alphabet="abcz-_", min_size=1, max_size=6)
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    members=st.dictionaries(
+        st.lists(_names, min_size=1, max_size=3).map("/".join), st.binary(max_size=300), max_size=4
+    )
+)
+def test_area_round_trip(members: dict[str, bytes]) -> None:
+    """Any member map survives encode -> area bytes -> decode (GNU-cpio-style names, sizes, padding)."""
+    names = sorted(members)
+    members = {n: members[n] for n in names if not any(m.startswith(n + "/") for m in names)}
+    area = embed.encode_area(members, 262144)
+    assert len(area) == 262144
+    assert embed.decode_area(area) == members
+    if not members:
+        assert area == bytes(262144)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    current=st.lists(st.sampled_from(["a", "b=1", "c=2", "a", "quiet"]), max_size=6).map(" ".join),
+    append=st.lists(st.sampled_from(["x", "b=1", "quiet"]), max_size=3),
+    delete=st.lists(st.sampled_from(["a", "b=1", "zz"]), max_size=3),
+)
+def test_karg_editor_properties(current: str, append: list[str], delete: list[str]) -> None:
+    out = edit_kargs(current, append=append, delete=delete).split()
+    assert out[len(out) - len(append) :] == append or not append  # appends come last, in order
+    remaining = out[: len(out) - len(append)]
+    for d in delete:  # a deleted karg survives only where it was doubled up (non-overlapping replace)
+        assert remaining.count(d) <= max(0, current.split().count(d) // 2)
