@@ -157,6 +157,7 @@ class VmConfig:
     cdrom: Path | None = None
     disks: tuple[Path, ...] = ()  # virtio, snapshot=on unless writable_disks
     writable_disks: bool = False
+    disk_sector_size: int = 512  # 4096 for 4Kn images (metal4k): logical and physical block size
     disk_as_cdrom_device: bool = False
     net: bool = False
     ssh_port: int | None = None  # host port forwarded to guest 22
@@ -241,7 +242,12 @@ def qemu_command(vm: VmConfig, workdir: Path) -> list[str]:
             "-drive",
             f"if=none,id=d{i},format=raw,file={disk}{snap}",
             "-device",
-            f"virtio-blk-pci,drive=d{i},bootindex={bootindex}",
+            f"virtio-blk-pci,drive=d{i},bootindex={bootindex}"
+            + (
+                f",logical_block_size={vm.disk_sector_size},physical_block_size={vm.disk_sector_size}"
+                if vm.disk_sector_size != 512
+                else ""
+            ),
         ]
         bootindex += 1
     if vm.net or vm.ssh_port or vm.pxe:
