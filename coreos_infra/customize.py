@@ -211,36 +211,33 @@ class Console:
     """A console spec as ``--console``/``--dest-console`` accept it (§6.4 of the formats reference)."""
 
     device: str
-    unit: int | None = None  # serial unit number, None for graphical/hvc/sclp consoles
+    unit: int | None = None  # serial port number, None for graphical/hvc/sclp consoles
     speed: int = 9600
     parity: str = "n"
     bits: int = 8
 
-    _SERIAL = re.compile(r"(ttyS|ttyAMA)(\d+)(?:,(\d+)(?:([noe])([5-8])?)?)?")
+    _SERIAL = re.compile(r"(ttyS|ttyAMA)([0-9]+)(?:,([0-9]+)(?:([noe])([5-8])?)?)?")
 
     @classmethod
     def parse(cls, spec: str) -> Console:
-        if spec.startswith("console="):
-            raise CustomizeError(f"invalid console argument '{spec}': spurious 'console='")
-        if spec.startswith("/dev/"):
-            raise CustomizeError(f"invalid console argument '{spec}': spurious '/dev/'")
+        """Parse ``ttyS<n>[,<speed>[<parity>[<bits>]]]``, ``ttyAMA<n>...``, tty0, hvc0, ttysclp0."""
+        for prefix in ("console=", "/dev/"):
+            if spec.startswith(prefix):
+                raise CustomizeError(f'invalid console "{spec}": spec should not start with "{prefix}"')
+        m = cls._SERIAL.fullmatch(spec)
+        if m:
+            prefix, unit, speed, parity, bits = m.groups()
+            port, baud = int(unit), int(speed) if speed else 9600
+            if port > 255 or baud > 0xFFFFFFFF:  # a u8 port and a u32 speed, as coreos-installer
+                raise CustomizeError(f'invalid console "{spec}": port or speed out of range')
+            return cls(f"{prefix}{port}", port, baud, parity or "n", int(bits) if bits else 8)
         if spec in ("tty0", "hvc0", "ttysclp0"):
             return cls(spec)
-        m = cls._SERIAL.fullmatch(spec)
-        if not m:
-            raise CustomizeError(f"invalid or unsupported console argument '{spec}'")
-        prefix, unit, speed, parity, bits = m.groups()
-        return cls(
-            f"{prefix}{unit}",
-            int(unit) if prefix == "ttyS" else None,
-            int(speed) if speed else 9600,
-            parity or "n",
-            int(bits) if bits else 8,
-        )
+        raise CustomizeError(f'invalid console "{spec}": invalid or unsupported console argument')
 
     @property
     def is_serial(self) -> bool:
-        return self.device.startswith(("ttyS", "ttyAMA"))
+        return self.unit is not None
 
     def __str__(self) -> str:
         if self.is_serial:
@@ -252,8 +249,8 @@ class Console:
         return f"console={self}"
 
     def grub_command(self) -> str | None:
-        """The GRUB ``serial`` command for a ttyS console (None otherwise)."""
-        if self.unit is None or not self.device.startswith("ttyS"):
+        """The GRUB ``serial`` command of a serial console (ttyS or ttyAMA; None for graphical ones)."""
+        if self.unit is None:
             return None
         parity = {"n": "no", "o": "odd", "e": "even"}[self.parity]
         return f"serial --unit={self.unit} --speed={self.speed} --word={self.bits} --parity={parity}"

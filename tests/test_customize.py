@@ -351,9 +351,25 @@ def test_consoles() -> None:
     assert Console.parse("ttyS1").karg == "console=ttyS1,9600n8"
     assert str(Console.parse("ttyAMA0,115200e7")) == "ttyAMA0,115200e7"
     assert str(Console.parse("tty0")) == "tty0"
-    for bad in ("console=ttyS0", "/dev/ttyS0", "ttyX0", "ttyS0,fast", "ttyS0,9600x8"):
-        with pytest.raises(CustomizeError):
+    bad_specs = ("foo", "/dev/tty0", "console=ttyS0", "ztty0", "tty0z", "ttyS0z", "tty1", "hvc1", "ttysclp1",
+                 "ttyS0,", "ttyS0,z", "ttyS0,115200p8", "ttyS0,115200n4", "ttyS0,115200n8r", "ttyB0",
+                 "ttyS9999999999999999999", "ttyS0,999999999999999999999")  # fmt: skip
+    for bad in bad_specs:
+        with pytest.raises(CustomizeError, match="invalid console"):
             Console.parse(bad)
+    with pytest.raises(CustomizeError, match='spec should not start with "console="'):
+        Console.parse("console=tty0")
+    for spec, karg, grub in [
+        ("hvc0", "console=hvc0", None),
+        ("ttyAMA1", "console=ttyAMA1,9600n8", "serial --unit=1 --speed=9600 --word=8 --parity=no"),
+        (
+            "ttyS1,1234567e5",
+            "console=ttyS1,1234567e5",
+            "serial --unit=1 --speed=1234567 --word=5 --parity=even",
+        ),
+        ("ttyS2,5o", "console=ttyS2,5o8", "serial --unit=2 --speed=5 --word=8 --parity=odd"),
+    ]:
+        assert Console.parse(spec).karg == karg and Console.parse(spec).grub_command() == grub
     assert grub_console_commands([Console.parse("ttyS0,115200")]) == [
         "serial --unit=0 --speed=115200 --word=8 --parity=no",
         "terminal_input serial",
