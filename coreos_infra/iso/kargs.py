@@ -30,6 +30,7 @@ class KargsError(CoreosInfraError):
 
 
 NO_KARG_AREAS = "No karg embed areas found; old or corrupted CoreOS ISO image."
+NO_KARG_AREAS_CORRUPT = "No karg embed areas found; corrupted CoreOS ISO image."
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,10 @@ class KargsLayout:
     source: str  # "kargs.json" or "legacy header"
 
     def decode(self, raw: bytes, area: KargsArea) -> str:
-        text = raw.decode("utf-8", errors="replace")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise KargsError(f"invalid UTF-8 in karg area at offset {area.offset}") from None
         return text.rstrip(area.pad).rstrip(area.end).strip()
 
     def encode(self, kargs: str, area: KargsArea) -> bytes:
@@ -122,7 +126,7 @@ def _from_json(fs: IsoFs, data: bytes) -> KargsLayout:
             )
         )
     if not areas:
-        raise KargsError(NO_KARG_AREAS)
+        raise KargsError(NO_KARG_AREAS_CORRUPT)
     return KargsLayout(size, default, tuple(sorted(areas, key=lambda a: a.offset)), "kargs.json")
 
 
@@ -132,15 +136,15 @@ def _from_header(f: BinaryIO) -> KargsLayout | None:
     if len(header) != LEGACY_HEADER_LEN or header[:8] != LEGACY_MAGIC:
         return None
     size, default_offset, *offsets = struct.unpack_from("<8Q", header, 8)
-    if not 0 < size <= MAX_AREA:
-        raise KargsError(f"karg embed area size larger than {MAX_AREA} (found {size})")
+    if size > MAX_AREA:
+        raise KargsError(f"karg embed area length larger than {MAX_AREA} (found {size})")
     areas = []
     for off in offsets:
         if off == 0:
             break
         areas.append(KargsArea(off))
     if not areas:
-        raise KargsError(NO_KARG_AREAS)
+        raise KargsError(NO_KARG_AREAS_CORRUPT)
     tmp = KargsLayout(size, "", tuple(sorted(areas, key=lambda a: a.offset)), "legacy header")
     f.seek(default_offset)
     default = tmp.decode(f.read(size), KargsArea(default_offset))
