@@ -568,3 +568,16 @@ def test_tree_permissions_and_ownership_1_7(tmp_path: Path) -> None:
     assert [(r.path, r.message) for r in e.reports] == [
         (("storage", "trees", 0), "matching filesystem node has existing contents or different type")
     ]
+
+
+def test_pretty_report_format() -> None:
+    from coreos_infra.butane import Report, format_pretty
+
+    src = "a: 1\nbb: é-x y\n"
+    r = Report("warning", "msg", ("bb",), 2, 5)
+    assert format_pretty([r], src, "f.bu") == (
+        "warning[$.bb]:\n  --> f.bu:2:5\n   |\n 1 | a: 1\n 2 | bb: é-x y\n   |     ^^^^ msg\n 3 | \n   |\n"
+    )
+    # no marker, or a marker outside the text: the raw line
+    assert format_pretty([Report("error", "m", ("x",))], src, "f.bu") == "error at $.x: m\n"
+    assert format_pretty([Report("error", "m", None, 9, 1)], src, "f.bu") == "error at line 9 col 1: m\n"
