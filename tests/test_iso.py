@@ -11,6 +11,7 @@ import argparse
 import base64
 import hashlib
 import io
+import json
 import lzma
 import os
 import shutil
@@ -666,3 +667,22 @@ def test_karg_editor_properties(current: str, append: list[str], delete: list[st
     remaining = out[: len(out) - len(append)]
     for d in delete:  # a deleted karg survives only where it was doubled up (non-overlapping replace)
         assert remaining.count(d) <= max(0, current.split().count(d) // 2)
+
+
+def test_show_headers_and_extract_dir(iso_copy, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    iso = iso_copy("2023-07.x86_64")
+    assert json.loads(cli("ignition", "show", "--header", iso).stdout) == {
+        "offset": 139264,
+        "length": 262144,
+    }
+    kargs = json.loads(cli("kargs", "show", "--header", iso).stdout)
+    assert kargs["length"] == 1139 and [k["offset"] for k in kargs["kargs"]] == [137037, 408522]
+    assert kargs["kargs"][0]["pad"] == "#" and kargs["kargs"][0]["end"] == "\n"
+    cli("network", "embed", "-k", CUSTOMIZE / "installer-test.nmconnection", iso)
+    out = tmp_path / "new" / "dir"
+    cli("network", "extract", "-C", out, iso)  # the directory is created
+    assert (out / "installer-test.nmconnection").read_bytes() == (
+        CUSTOMIZE / "installer-test.nmconnection"
+    ).read_bytes()
+    r = cli("network", "extract", "-C", out, iso, ok=False)  # never overwrites
+    assert b"installer-test.nmconnection" in r.stderr

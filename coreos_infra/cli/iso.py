@@ -57,6 +57,9 @@ def _ignition_embed(args: argparse.Namespace) -> int:
 
 def _ignition_show(args: argparse.Namespace) -> int:
     with LiveIso(args.input) as iso:
+        if args.header:
+            sys.stdout.write(iso.ignition_area.to_json())
+            return 0
         data = iso.ignition()
     if data is None:
         raise CoreosInfraError("No embedded Ignition config.")
@@ -108,6 +111,7 @@ def _network_extract(args: argparse.Namespace) -> int:
         raise CoreosInfraError("No embedded network settings.")
     if args.directory:
         directory = Path(args.directory)
+        directory.mkdir(parents=True, exist_ok=True)
         for member, data in sorted(files.items()):
             path = directory / member.removeprefix(NETWORK_PREFIX)
             try:
@@ -157,6 +161,9 @@ def _kargs_reset(args: argparse.Namespace) -> int:
 
 def _kargs_show(args: argparse.Namespace) -> int:
     with LiveIso(args.input) as iso:
+        if args.header:
+            sys.stdout.write(iso.require_kargs().to_json())
+            return 0
         print(iso.default_kargs() if args.default else iso.kargs())
     return 0
 
@@ -251,6 +258,7 @@ def register(subparsers: Any) -> None:
     _add_input(p)
     p.set_defaults(func=_ignition_embed)
     p = ign_sub.add_parser("show", help="show the embedded Ignition config from an ISO image")
+    p.add_argument("--header", action="store_true", help="show the embed area (offset, length) as JSON")
     _add_input(p)
     p.set_defaults(func=_ignition_show)
     p = ign_sub.add_parser("remove", help="remove an existing embedded Ignition config from an ISO image")
@@ -296,6 +304,7 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=_kargs_reset)
     p = kargs_sub.add_parser("show", help="show kernel args from an ISO image")
     p.add_argument("-d", "--default", action="store_true", help="show default kernel args")
+    p.add_argument("--header", action="store_true", help="show the karg embed areas as JSON")
     _add_input(p)
     p.set_defaults(func=_kargs_show)
 
