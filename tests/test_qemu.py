@@ -364,3 +364,16 @@ def test_ssh_and_testinfra_into_the_fixture_os(fixture_mirror: FixtureMirror, tm
         assert host.file("/etc/secret.conf").mode == 0o600
         assert host.file("/etc/secret.conf").user == "core"
         assert host.run("cat /usr/local/bin/hello").stdout == "echo hi\n"
+
+
+@pytest.mark.boot
+@pytest.mark.slow
+def test_metal4k_x86_64_boots_with_4096_byte_sectors(fixture_mirror: FixtureMirror, tmp_path: Path) -> None:
+    disk = customize_disk(
+        fixture_mirror.metal4k["x86_64"], tmp_path / "disk.raw", config("metal-4k"), tmp_path
+    )
+    vm = VmConfig(Machine("x86_64", "uefi"), disks=(disk,), disk_sector_size=4096)
+    assert "logical_block_size=4096" in " ".join(qemu.qemu_command(vm, tmp_path))
+    r = parse_log(boot(vm, timeout=TIMEOUT, log_path=tmp_path / "serial.log").text)
+    assert_applied(r, "metal-4k", "boot")
+    assert r.bootdev == "/dev/vda3"
