@@ -237,7 +237,13 @@ def register(subparsers: Any) -> None:
     )
     sub = iso.add_subparsers(dest="iso_command", metavar="COMMAND", required=True)
 
-    p = sub.add_parser("customize", help="customize a CoreOS live ISO image", description=__doc__)
+    p = sub.add_parser(
+        "customize",
+        help="customize a CoreOS live ISO image",
+        description="Customize a CoreOS live ISO image for an unattended install (--dest-*) and/or the live "
+        "system (--live-*), as coreos-installer iso customize does. Writes in place, to -o FILE (never "
+        "overwritten) or to -o - (stdout).",
+    )
     add_customize_options(p)
     g = p.add_argument_group("Live ISO options")
     rep: dict[str, Any] = {"action": "append", "default": []}
