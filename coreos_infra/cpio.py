@@ -98,8 +98,8 @@ def _installer_pieces(files: Mapping[str, bytes]) -> list[bytes]:
     cwd: list[str] = []
     ino = 0
     for path in sorted(files):
-        if path.startswith("/") or not path:
-            raise CpioError(f"initrd member path must be relative: {path!r}")
+        if path.startswith("/") or any(part in ("", ".", "..") for part in path.split("/")):
+            raise CpioError(f"initrd member path must be relative and normalized: {path!r}")
         parents = path.split("/")[:-1]
         common = 0
         while common < min(len(cwd), len(parents)) and cwd[common] == parents[common]:
