@@ -325,9 +325,11 @@ def test_aarch64_direct_boot_reports_an_invalid_config(
     fixture_mirror: FixtureMirror, tmp_path: Path
 ) -> None:
     bad = b'{"ignition":{"version":"3.3.0"},"storage":{"files":[{"path":"relative/path"}]}}'
-    vm = fixture_mirror.os["aarch64"].direct_boot(tmp_path, ignition=bad)
+    # -platform file (fixture.ignition=file) instead of the FCOS-like metal + user.ign
+    vm = fixture_mirror.os["aarch64"].direct_boot(tmp_path, ignition=bad, kargs=["fixture.ignition=file"])
     r = parse_log(boot(vm, timeout=TIMEOUT, log_path=tmp_path / "serial.log").text)
     assert r.booted and r.arch == "aarch64" and r.source == "initrd"
+    assert r.karg("fixture.ignition") == "file"
     assert not r.ignition_ok and r.ignition_failed == "stage fetch-offline failed"
     assert any("path not absolute" in line for line in r.ignition_log)
     assert "/etc/hostname" not in r.files and r.done
