@@ -300,7 +300,8 @@ def test_live_initramfs_and_rootfs_carry_the_fcos_live_stamps(fixture_mirror: Fi
         "usr/sbin/dropbear",
         "dev/console",
         "sysroot/etc/passwd",
-        "lib/modules/fixture.base", "lib/modules/fixture.ext4",
+        "lib/modules/fixture.base",
+        "lib/modules/fixture.ext4",
     } <= metal_names
 
 
@@ -311,3 +312,25 @@ def test_second_ensure_mirror_is_a_cache_hit(fixture_mirror: FixtureMirror) -> N
     assert again.entry == fixture_mirror.entry
     assert again.fingerprint == fixture_mirror.fingerprint
     assert not list(cache.glob(".mirror-*")), "no half-built entry left behind"
+
+
+def test_qemu_platform_qcow2_is_the_metal_disk(fixture_mirror: FixtureMirror, tmp_path: Path) -> None:
+    m = fixture_mirror
+    e = m.artifact_entry("stable", "x86_64", "qcow2.xz", platform="qemu")
+    path = m.artifact("stable", "x86_64", "qcow2.xz", platform="qemu")
+    assert path.name == f"fedora-coreos-{m.release}-qemu.x86_64.qcow2.xz"
+    assert _sha256(path) == e["sha256"] and e["uncompressed-sha256"] == _sha256(m.qcow2["x86_64"])
+    subprocess.run(
+        ["gpgv", "--keyring", str(m.keyring), f"{path}.sig", str(path)], check=True, capture_output=True
+    )
+    info = json.loads(
+        subprocess.run(
+            ["qemu-img", "info", "--output=json", str(m.qcow2["x86_64"])],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    assert info["format"] == "qcow2" and info["virtual-size"] == m.metal["x86_64"].stat().st_size
+    same = subprocess.run(["qemu-img", "compare", "-q", str(m.metal["x86_64"]), str(m.qcow2["x86_64"])])
+    assert same.returncode == 0
