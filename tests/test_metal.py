@@ -105,3 +105,17 @@ def test_metal_missing_base_and_bad_options(base: dict[str, Any], tmp_path: Path
     with pytest.raises(InputError, match="needs the base 'disk' artifact"):
         load_builder("metal")(req)
     assert not (tmp_path / "out").exists()
+
+
+def test_metal_build_is_reproducible_without_source_date_epoch(
+    base: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Same inputs, same bytes: file times come from the base release's date, not the clock."""
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    first = load_builder("metal")(_req(base["multi"], tmp_path / "a")).artifacts[0]
+    second = load_builder("metal")(_req(base["multi"], tmp_path / "b")).artifacts[0]
+    assert first.read_bytes() == second.read_bytes()
+    # ...and the time does matter: another epoch gives other bytes.
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    third = load_builder("metal")(_req(base["multi"], tmp_path / "c")).artifacts[0]
+    assert third.read_bytes() != first.read_bytes()

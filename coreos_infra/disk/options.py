@@ -12,6 +12,7 @@ Options (all optional)::
 
 from __future__ import annotations
 
+import datetime
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -133,14 +134,29 @@ def parse_raw_options(req: BuildRequest) -> RawImageOptions:
         consoles=parse_consoles(req),
         network_keyfiles=parse_keyfiles(req),
     )
-    sde = os.environ.get("SOURCE_DATE_EPOCH")
     return RawImageOptions(
         boot=boot,
         xz_preset=_int(req, "xz_preset", 9, 0, 9),
         splice=_bool(req, "splice", True),
         threads=_int(req, "threads", 0, 0, 1024),
-        source_date_epoch=int(sde) if sde and sde.isdigit() else None,
+        source_date_epoch=source_date_epoch(req.base_release),
     )
+
+
+def source_date_epoch(base_release: str) -> int | None:
+    """Timestamps for the files a build writes: ``$SOURCE_DATE_EPOCH``, else the base release's build date
+    (FCOS versions are ``<fedora>.<YYYYMMDD>.<stream>.<n>``), so the same inputs give the same bytes."""
+    sde = os.environ.get("SOURCE_DATE_EPOCH")
+    if sde and sde.isdigit():
+        return int(sde)
+    parts = base_release.split(".")
+    if len(parts) >= 2 and len(parts[1]) == 8 and parts[1].isdigit():
+        try:
+            day = datetime.datetime.strptime(parts[1], "%Y%m%d").replace(tzinfo=datetime.UTC)
+        except ValueError:
+            return None
+        return int(day.timestamp())
+    return None
 
 
 def base_disk(req: BuildRequest) -> Path:
