@@ -5,13 +5,10 @@ list and fake contents.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import shutil
-import stat
 import subprocess
-import zipfile
 from pathlib import Path
 
 MIB = 1 << 20
@@ -39,24 +36,6 @@ PLATFORMS_JSON = {
         "kernel_arguments": ["console=tty0", "console=ttyS0,115200n8"],
     }
 }
-
-# pftf/RPi4 release zip contents (prior-art.md section 1.5), fake bytes.
-PFTF_FILES = (
-    "RPI_EFI.fd",
-    "bcm2711-rpi-4-b.dtb",
-    "bcm2711-rpi-cm4.dtb",
-    "bcm2711-rpi-400.dtb",
-    "config.txt",
-    "fixup4.dat",
-    "start4.elf",
-    "overlays/miniuart-bt.dtbo",
-    "overlays/upstream-pi4.dtbo",
-    "Readme.md",
-    "firmware/brcm/brcmfmac43455-sdio.bin",
-    "firmware/brcm/brcmfmac43455-sdio.clm_blob",
-    "firmware/brcm/brcmfmac43455-sdio.Raspberry Pi Foundation-Raspberry Pi 4 Model B.txt",
-    "firmware/Readme.txt",
-)
 
 
 def sh(*args: str | os.PathLike[str], **kw: object) -> subprocess.CompletedProcess[bytes]:
@@ -207,44 +186,6 @@ def compress(raw: Path, out: Path, *, block_mb: float = 8, preset: int = 1) -> P
             ["xz", f"-{preset}", "-T2", f"--block-size={block}", "-c", str(raw)], stdout=f, check=True
         )
     return out
-
-
-def fake_varstore_fd() -> bytes:
-    """A fake RPI_EFI.fd: 64 KiB of fake code followed by a real (empty) EDK2 variable store volume
-    taken from Debian's OVMF_VARS_4M.fd (the same format RPI_EFI.fd carries)."""
-    vars_fd = Path("/usr/share/OVMF/OVMF_VARS_4M.fd").read_bytes()
-    return b"\x1f\x20\x03\xd5" * (65536 // 4) + vars_fd
-
-
-def firmware_files(version: str = "v1.50") -> dict[str, bytes]:
-    files = {name: f"fake {name} for {version}\n".encode() for name in PFTF_FILES}
-    files["RPI_EFI.fd"] = fake_varstore_fd()
-    files["config.txt"] = b"arm_64bit=1\narmstub=RPI_EFI.fd\n# shipped config\n"
-    return files
-
-
-def make_zip(
-    files: dict[str, bytes], *, symlinks: dict[str, str] | None = None, special: tuple[str, ...] = ()
-) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, data in files.items():
-            info = zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0))
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.create_system = 3
-            info.external_attr = (stat.S_IFREG | 0o644) << 16
-            zf.writestr(info, data)
-        for name, target in (symlinks or {}).items():
-            info = zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0))
-            info.create_system = 3
-            info.external_attr = (stat.S_IFLNK | 0o777) << 16
-            zf.writestr(info, target)
-        for name in special:
-            info = zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0))
-            info.create_system = 3
-            info.external_attr = (stat.S_IFIFO | 0o644) << 16
-            zf.writestr(info, b"")
-    return buf.getvalue()
 
 
 def debugfs_cat(image: Path, offset: int, path: str) -> bytes:

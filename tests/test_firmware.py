@@ -9,11 +9,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from rawdisk_helpers import LoopbackServer, firmware_files, make_zip, sh
+from rawdisk_helpers import LoopbackServer, sh
 
 from coreos_infra import firmware
 from coreos_infra.disk.fat import FatImage
 from coreos_infra.errors import VerificationError
+from coreos_infra.fixtures.firmware import firmware_files, make_zip
 
 
 @pytest.fixture(scope="module")

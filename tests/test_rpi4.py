@@ -15,9 +15,7 @@ from rawdisk_helpers import (
     compress,
     debugfs_cat,
     debugfs_stat_mode,
-    firmware_files,
     make_disk,
-    make_zip,
     mtype,
     sh,
 )
@@ -26,6 +24,7 @@ from coreos_infra import firmware, xzsplice
 from coreos_infra.build import BuildRequest, write_meta
 from coreos_infra.disk.gpt import verify_gpt
 from coreos_infra.errors import InputError
+from coreos_infra.fixtures.firmware import firmware_files, make_zip
 from coreos_infra.targets import load_builder
 
 IGNITION = (

@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rawdisk_helpers import LoopbackServer, debugfs_cat, firmware_files, make_zip
+from rawdisk_helpers import LoopbackServer, debugfs_cat
 
 from coreos_infra import xzsplice
 from coreos_infra.build import BuildRequest
 from coreos_infra.disk.gpt import verify_gpt
+from coreos_infra.fixtures.firmware import firmware_files, make_zip
 from coreos_infra.targets import load_builder
 
 pytestmark = [pytest.mark.boot, pytest.mark.slow]
