@@ -1,0 +1,49 @@
+"""Every Invoke task has a one-line summary and documents every option."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+from invoke import Task
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _tasks() -> dict[str, Task]:  # type: ignore[type-arg]
+    spec = importlib.util.spec_from_file_location("project_tasks", ROOT / "tasks.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return {name: obj for name, obj in vars(module).items() if isinstance(obj, Task)}
+
+
+def test_every_task_documents_every_option() -> None:
+    tasks = _tasks()
+    assert {"build", "boot_test", "demo", "fixtures", "fetch", "mirror", "render", "list_", "test"} <= set(
+        tasks
+    )
+    for name, t in tasks.items():
+        assert t.__doc__ and t.__doc__.strip().splitlines()[0], f"task {name} has no summary"
+        undocumented = [a.name for a in t.get_arguments() if not a.help]
+        assert undocumented == [], f"task {name}: options without help: {undocumented}"
+
+
+def test_invoke_list_shows_every_task() -> None:
+    r = subprocess.run([sys.executable, "-m", "invoke", "--list"], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    for name in (
+        "build",
+        "boot-test",
+        "demo",
+        "fixtures",
+        "fetch",
+        "mirror",
+        "render",
+        "list",
+        "test",
+        "bench",
+    ):
+        assert f"  {name} " in r.stdout
