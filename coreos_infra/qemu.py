@@ -173,6 +173,28 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def wait_for_ssh(port: int, *, timeout: float = 120.0, host: str = "127.0.0.1") -> str:
+    """Poll a forwarded SSH port until the server's ``SSH-`` banner arrives; return the banner line.
+
+    QEMU's user-mode network accepts host connections even before the guest listens (and then closes
+    them), so "connected" means nothing until the banner is read.
+    """
+    deadline = time.monotonic() + timeout
+    last = "no answer"
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=5) as s:
+                s.settimeout(5)
+                banner = s.recv(256)
+            if banner.startswith(b"SSH-"):
+                return banner.split(b"\r\n")[0].decode(errors="replace")
+            last = f"unexpected banner {banner[:40]!r}" if banner else "closed without a banner"
+        except OSError as e:
+            last = str(e)
+        time.sleep(1)
+    raise CoreosInfraError(f"no SSH server on {host}:{port} after {timeout:.0f} s ({last})")
+
+
 def qemu_command(vm: VmConfig, workdir: Path) -> list[str]:
     """The full QEMU argv for ``vm``; per-boot files (vars copy, combined initrd) go into ``workdir``."""
     m = vm.machine
