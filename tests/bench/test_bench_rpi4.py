@@ -26,7 +26,9 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from rawdisk_helpers import MIB, firmware_files, make_zip, sh  # noqa: E402
+from rawdisk_helpers import MIB, sh  # noqa: E402
+
+from coreos_infra.fixtures.firmware import firmware_files, make_zip  # noqa: E402
 
 pytestmark = pytest.mark.bench
 
