@@ -1,6 +1,6 @@
 """Logging helpers: one logger tree, step timing and progress bars.
 
-Secrets never go through here: callers pass redacted values (see :func:`redact`).
+Secrets (password hashes, keys, tokens) are never logged: callers log paths and digests, not contents.
 """
 
 from __future__ import annotations
@@ -13,8 +13,6 @@ from collections.abc import Iterator
 from typing import Any
 
 LOG = logging.getLogger("coreos_infra")
-
-SECRET_MARKERS = ("password", "passwd", "secret", "token", "private", "key_data")
 
 
 def setup_logging(*, debug: bool = False) -> None:
@@ -49,8 +47,3 @@ def progress(total: int | None, description: str, *, unit: str = "B") -> Any:
         file=sys.stderr,
         leave=False,
     )
-
-
-def redact(value: str) -> str:
-    """Replace a secret with a short fixed marker for logs."""
-    return "<redacted>" if value else value

@@ -16,7 +16,6 @@ from typing import Any
 
 from coreos_infra import fetch
 from coreos_infra.build import BuildRequest, BuildResult, write_meta
-from coreos_infra.errors import CoreosInfraError
 from coreos_infra.fsutil import sha256_file
 from coreos_infra.log import step
 from coreos_infra.recipes import Project, Rendered, load_project, render
@@ -104,10 +103,6 @@ def _up_to_date(meta_path: Path, build_id: str) -> dict[str, Any] | None:
     return meta
 
 
-def out_dir_for(plan: BuildPlan, rendered: Rendered) -> Path:
-    return plan.out_root / plan.target / rendered.name
-
-
 def build(plan: BuildPlan, project: Project | None = None) -> BuildOutcome:
     """Build ``plan.target`` for the site/host and return where the artifact and its meta.json are."""
     project = project or load_project(plan.root)
@@ -144,7 +139,7 @@ def build(plan: BuildPlan, project: Project | None = None) -> BuildOutcome:
         ROLE_NAMES.get((recipe.base.platform, recipe.base.format, role), role): path
         for role, path in fetched.files.items()
     }
-    out_dir = out_dir_for(plan, rendered)
+    out_dir = plan.out_root / plan.target / rendered.name
     request = BuildRequest(
         target=recipe.name,
         kind=recipe.kind,
@@ -180,12 +175,3 @@ def _with_site_facts(result: BuildResult, rendered: Rendered) -> BuildResult:
         "overlays": list(rendered.overlays),
     }
     return replace(result, meta={**facts, **result.meta})
-
-
-def load_outcome_meta(meta_path: Path) -> dict[str, Any]:
-    """Read a build's meta.json, with a clear error if there is none."""
-    try:
-        meta: dict[str, Any] = json.loads(meta_path.read_text())
-    except FileNotFoundError:
-        raise CoreosInfraError(f"{meta_path}: no build here; run `invoke build` first") from None
-    return meta
