@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import lzma
 from pathlib import Path
 from typing import Any
@@ -119,3 +120,11 @@ def test_metal_build_is_reproducible_without_source_date_epoch(
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
     third = load_builder("metal")(_req(base["multi"], tmp_path / "c")).artifacts[0]
     assert third.read_bytes() != first.read_bytes()
+
+
+def test_metal_image_with_secrets_is_private(base: dict[str, Any], tmp_path: Path) -> None:
+    req = _req(base["multi"], tmp_path)
+    public = load_builder("metal")(req).artifacts[0]
+    assert public.stat().st_mode & 0o777 == 0o644
+    secret = load_builder("metal")(dataclasses.replace(req, out_dir=tmp_path / "s", contains_secrets=True))
+    assert secret.artifacts[0].stat().st_mode & 0o777 == 0o600

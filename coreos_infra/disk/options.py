@@ -140,6 +140,7 @@ def parse_raw_options(req: BuildRequest) -> RawImageOptions:
         splice=_bool(req, "splice", True),
         threads=_int(req, "threads", 0, 0, 1024),
         source_date_epoch=source_date_epoch(req.base_release),
+        output_mode=0o600 if req.contains_secrets else 0o644,
     )
 
 

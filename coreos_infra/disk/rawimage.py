@@ -47,6 +47,7 @@ class RawImageOptions:
     splice: bool = True
     threads: int = 0  # 0: all cores
     source_date_epoch: int | None = None
+    output_mode: int = 0o644  # 0o600 when the Ignition config carries secrets
 
 
 def find_esp(gpt: Gpt) -> Partition:
@@ -141,7 +142,10 @@ def _build_spliced(base: Path, layout: xzsplice.XzLayout, out_path: Path, opts: 
             f"re-encoding {len(changed)} changed block(s), copying {len(layout.blocks) - len(changed)}"
         ):
             total = sum(layout.blocks[i].uncompressed_size for i in changed)
-            with progress(total, "compressing") as bar, atomic_output(out_path) as out:
+            with (
+                progress(total, "compressing") as bar,
+                atomic_output(out_path, mode=opts.output_mode) as out,
+            ):
                 res = xzsplice.splice(
                     layout, fd, changed, out, preset=opts.xz_preset, threads=opts.threads,
                     decoded=hashes, tmp_dir=out_path.parent, progress=bar.update,
@@ -189,7 +193,7 @@ def _build_round_trip(base: Path, out_path: Path, opts: RawImageOptions,
         with step("checking the image (sgdisk -v, fsck.vfat -n, e2fsck -fn)"):
             report = check_image(work)
         with step(f"compressing with xz -{opts.xz_preset} -T{opts.threads}"):
-            with atomic_output(out_path) as out:
+            with atomic_output(out_path, mode=opts.output_mode) as out:
                 xzsplice.compress_file(work, out, preset=opts.xz_preset, threads=opts.threads)
         h = hashlib.sha256()
         with open(work, "rb") as f:
