@@ -178,8 +178,9 @@ def _reset(args: argparse.Namespace) -> int:
     return 0
 
 
-def _customize(args: argparse.Namespace) -> int:
-    opts = CustomizeOptions.from_paths(
+def customize_options(args: argparse.Namespace) -> CustomizeOptions:
+    """The shared ``customize`` options (see :func:`add_customize_options`) as a CustomizeOptions."""
+    return CustomizeOptions.from_paths(
         dest_ignition=args.dest_ignition,
         dest_device=args.dest_device,
         dest_console=args.dest_console,
@@ -193,6 +194,10 @@ def _customize(args: argparse.Namespace) -> int:
         installer_config=args.installer_config,
         live_ignition=args.live_ignition,
     )
+
+
+def _customize(args: argparse.Namespace) -> int:
+    opts = customize_options(args)
     with LiveIso(args.input) as iso:
         result = customize_iso(
             iso,

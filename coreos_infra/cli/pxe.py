@@ -10,8 +10,7 @@ import sys
 from pathlib import Path
 from typing import BinaryIO
 
-from coreos_infra.cli.iso import add_customize_options
-from coreos_infra.customize import CustomizeOptions
+from coreos_infra.cli.iso import add_customize_options, customize_options
 from coreos_infra.errors import CoreosInfraError, InputError, Location
 from coreos_infra.fsutil import write_atomic
 from coreos_infra.pxe import wrap
@@ -86,20 +85,7 @@ def cmd_network_unwrap(args: argparse.Namespace) -> int:
 
 
 def cmd_customize(args: argparse.Namespace) -> int:
-    opts = CustomizeOptions.from_paths(
-        dest_ignition=args.dest_ignition,
-        dest_device=args.dest_device,
-        dest_console=args.dest_console,
-        dest_karg_append=args.dest_karg_append,
-        dest_karg_delete=args.dest_karg_delete,
-        network_keyfile=args.network_keyfile,
-        network_nmstate=args.network_nmstate,
-        ignition_ca=args.ignition_ca,
-        pre_install=args.pre_install,
-        post_install=args.post_install,
-        installer_config=args.installer_config,
-        live_ignition=args.live_ignition,
-    )
+    opts = customize_options(args)
     to_stdout = args.output == "-"
     if to_stdout:
         _refuse_tty()
