@@ -26,9 +26,6 @@ from coreos_infra.errors import CoreosInfraError
 
 LOG = logging.getLogger("coreos_infra.boottest")
 
-# Files the fixture OS cannot show (too large to list is fine: sha256 is always reported).
-UNCHECKABLE_PREFIXES = ("/var/home/", "/var/lib/")
-
 
 @dataclass(frozen=True)
 class Expected:
@@ -116,8 +113,6 @@ def compare(expected: Expected, result: qemu.FixtureResult) -> tuple[list[str], 
         f"Ignition succeeded{': ' + result.ignition_failed if result.ignition_failed else ''}",
     )
     for path, (digest, mode) in sorted(expected.files.items()):
-        if path.startswith(UNCHECKABLE_PREFIXES):
-            continue
         info = result.files.get(path)
         if info is None:
             check(False, f"file {path} exists")
@@ -139,7 +134,7 @@ def compare(expected: Expected, result: qemu.FixtureResult) -> tuple[list[str], 
 # ------------------------------------------------------------------ delivered configs and machines
 
 
-def delivered_config(kind: str, artifact: Path, meta: dict[str, Any], fallback: bytes) -> dict[str, Any]:
+def delivered_config(kind: str, artifact: Path, fallback: bytes) -> dict[str, Any]:
     """The Ignition config the artifact hands to its first boot."""
     if kind == "iso":
         from coreos_infra.iso.image import LiveIso
@@ -152,7 +147,7 @@ def delivered_config(kind: str, artifact: Path, meta: dict[str, Any], fallback: 
     if kind == "pxe":
         from coreos_infra import cpio
 
-        bundle = _pxe_bundle_dir(artifact, meta)
+        bundle = _pxe_bundle_dir(artifact)
         for name in ("config.ign",):
             if (bundle / name).exists():
                 return ignition.parse((bundle / name).read_bytes())
@@ -165,7 +160,7 @@ def delivered_config(kind: str, artifact: Path, meta: dict[str, Any], fallback: 
     return ignition.parse(fallback)
 
 
-def _pxe_bundle_dir(artifact: Path, meta: dict[str, Any]) -> Path:
+def _pxe_bundle_dir(artifact: Path) -> Path:
     candidates = [p for p in artifact.parent.iterdir() if p.is_dir() and (p / "boot.ipxe").exists()]
     if not candidates:
         raise CoreosInfraError(f"{artifact.parent}: no PXE bundle directory (boot.ipxe) found")
@@ -184,7 +179,7 @@ def boot_artifact(
     meta = json.loads(meta_path.read_text())
     kind, arch = meta["kind"], meta["arch"]
     artifact = meta_path.parent / meta["artifacts"][0]["name"]
-    config = delivered_config(kind, artifact, meta, ignition_bytes)
+    config = delivered_config(kind, artifact, ignition_bytes)
     expected = expected_state(config)
     machine = qemu.Machine(arch, "uefi" if arch == "aarch64" else firmware, memory_mb=1536)
     log_path = log_path or meta_path.parent / f"boot-test-{machine.arch}-{machine.firmware}.log"
@@ -192,7 +187,7 @@ def boot_artifact(
         if kind == "iso":
             log = qemu.boot(qemu.VmConfig(machine, cdrom=artifact), timeout=timeout, log_path=log_path)
         elif kind == "pxe":
-            bundle = _pxe_bundle_dir(artifact, meta)
+            bundle = _pxe_bundle_dir(artifact)
             vm = qemu.VmConfig(machine, net=True, pxe=True, tftp_dir=bundle, bootfile="boot.ipxe")
             log = qemu.boot(vm, timeout=timeout, log_path=log_path)
         elif kind in ("rpi4", "metal"):
