@@ -5,16 +5,17 @@
 
 from __future__ import annotations
 
-import contextlib
 import sys
-from collections.abc import Iterator
 
 from invoke import Context, Exit, task
+
+from coreos_infra.exits import exits_on_errors
 
 PY = sys.executable
 
 
 @task(help={"fix": "apply ruff's automatic fixes and formatting instead of only checking"})
+@exits_on_errors
 def lint(c: Context, fix: bool = False) -> None:
     """Run ruff (lint + format check) and mypy on the library."""
     if fix:
@@ -32,6 +33,7 @@ def lint(c: Context, fix: bool = False) -> None:
         "verbose": "list every test",
     }
 )
+@exits_on_errors
 def test(c: Context, k: str = "", marker: str = "", verbose: bool = False) -> None:
     """Run the whole test suite (unit, linters, boot tests in QEMU); benchmarks are `invoke bench`."""
     args = ["-m", f"'not bench and ({marker})'" if marker else "'not bench'"]
@@ -55,6 +57,7 @@ def test(c: Context, k: str = "", marker: str = "", verbose: bool = False) -> No
         "all": "render every target for the site and each of its hosts (a quick check of a site change)",
     }
 )
+@exits_on_errors
 def render(
     c: Context,
     target: str = "",
@@ -68,19 +71,14 @@ def render(
     """Render a site's Butane and Ignition for a target (and host); print the paths and the build ID."""
     from pathlib import Path
 
-    from coreos_infra.errors import CoreosInfraError
     from coreos_infra.paths import artifacts_dir, project_root
     from coreos_infra.recipes import load_project
     from coreos_infra.recipes import render as render_config
     from coreos_infra.recipes.output import render_all, render_dir, write_render
 
     if all:
-        try:
-            project = load_project(project_root())
-            results = render_all(project, site or project.default_site().name, artifacts_dir())
-        except CoreosInfraError as e:
-            print(f"Error: {e}", file=sys.stderr)
-            raise Exit(code=1) from None
+        project = load_project(project_root())
+        results = render_all(project, site or project.default_site().name, artifacts_dir())
         for rendered, files in results:
             who = rendered.host.name if rendered.host else "(site)"
             print(f"{rendered.target.name:<8} {who:<12} {rendered.build_id[:16]}  {files.ignition}")
@@ -88,21 +86,17 @@ def render(
     if not target:
         print("Error: --target is required (see `invoke list`)", file=sys.stderr)
         raise Exit(code=2)
-    try:
-        project = load_project(project_root())
-        site_name = site or project.default_site().name
-        rendered = render_config(
-            project,
-            target=target,
-            site=site_name,
-            host=host or None,
-            base_release=base_release,
-            firmware_version=firmware_version,
-        )
-        files = write_render(rendered, Path(out) if out else render_dir(artifacts_dir(), rendered))
-    except CoreosInfraError as e:
-        print(f"Error: {e}", file=sys.stderr)
-        raise Exit(code=1) from None
+    project = load_project(project_root())
+    site_name = site or project.default_site().name
+    rendered = render_config(
+        project,
+        target=target,
+        site=site_name,
+        host=host or None,
+        base_release=base_release,
+        firmware_version=firmware_version,
+    )
+    files = write_render(rendered, Path(out) if out else render_dir(artifacts_dir(), rendered))
     print(f"butane:   {files.butane}")
     print(f"ignition: {files.ignition}")
     print(f"overlays: {', '.join(rendered.overlays)}")
@@ -112,18 +106,14 @@ def render(
 
 
 @task(name="list", help={"overlays": "also list every overlay variable with its default and documentation"})
+@exits_on_errors
 def list_(c: Context, overlays: bool = False) -> None:
     """List the sites (with their hosts, roles and update windows), target recipes and overlays."""
-    from coreos_infra.errors import CoreosInfraError
     from coreos_infra.paths import project_root
     from coreos_infra.recipes import load_project
     from coreos_infra.recipes.output import describe
 
-    try:
-        text = describe(load_project(project_root()))
-    except CoreosInfraError as e:
-        print(f"Error: {e}", file=sys.stderr)
-        raise Exit(code=1) from None
+    text = describe(load_project(project_root()))
     if not overlays:
         text = "\n".join(line for line in text.splitlines() if not line.startswith("      "))
     print(text)
@@ -171,6 +161,7 @@ def _fetch_wants(
     iterable=["target"],
     help={"target": "target recipe(s) whose base image to fetch (repeatable)"} | _FETCH_HELP,
 )
+@exits_on_errors
 def fetch(
     c: Context,
     target: list[str] | None = None,
@@ -191,32 +182,27 @@ def fetch(
     """
     from pathlib import Path
 
-    from coreos_infra.errors import CoreosInfraError
     from coreos_infra.fetch import fetch_artifacts, stream_base_url_default
     from coreos_infra.log import setup_logging
     from coreos_infra.paths import cache_dir as default_cache
 
     setup_logging()
-    try:
-        for want in _fetch_wants(target or [], stream, arch, platform, format, release):
-            sel = want.selection
-            got = fetch_artifacts(
-                base_url=stream_base_url or stream_base_url_default(),
-                stream=want.stream,
-                arch=sel.arch,
-                platform=sel.platform,
-                fmt=sel.fmt,
-                release=want.release,
-                cache_dir=Path(cache_dir) if cache_dir else default_cache(),
-                keyring=Path(keyring) if keyring else None,
-                insecure=insecure,
-            )
-            print(f"{want.stream} {got.release} {sel.arch} {sel.platform} {sel.fmt}:")
-            for role, path in got.files.items():
-                print(f"  {role:<10} {path}  ({got.artifacts[role].name})")
-    except CoreosInfraError as e:
-        print(f"Error: {e}", file=sys.stderr)
-        raise Exit(code=1) from None
+    for want in _fetch_wants(target or [], stream, arch, platform, format, release):
+        sel = want.selection
+        got = fetch_artifacts(
+            base_url=stream_base_url or stream_base_url_default(),
+            stream=want.stream,
+            arch=sel.arch,
+            platform=sel.platform,
+            fmt=sel.fmt,
+            release=want.release,
+            cache_dir=Path(cache_dir) if cache_dir else default_cache(),
+            keyring=Path(keyring) if keyring else None,
+            insecure=insecure,
+        )
+        print(f"{want.stream} {got.release} {sel.arch} {sel.platform} {sel.fmt}:")
+        for role, path in got.files.items():
+            print(f"  {role:<10} {path}  ({got.artifacts[role].name})")
 
 
 @task(
@@ -229,6 +215,7 @@ def fetch(
         **_FETCH_HELP,
     },
 )
+@exits_on_errors
 def mirror(
     c: Context,
     dest: str = "",
@@ -251,7 +238,6 @@ def mirror(
     """
     from pathlib import Path
 
-    from coreos_infra.errors import CoreosInfraError
     from coreos_infra.fetch import mirror_artifacts, stream_base_url_default
     from coreos_infra.log import setup_logging
     from coreos_infra.paths import cache_dir as default_cache
@@ -262,28 +248,24 @@ def mirror(
         raise Exit(code=2)
     setup_logging()
     groups: dict[tuple[str, str | None], list] = {}
-    try:
-        for want in _fetch_wants(target or [], stream, arch, platform, format, release):
-            groups.setdefault((want.stream, want.release), [])
-            if want.selection not in groups[(want.stream, want.release)]:
-                groups[(want.stream, want.release)].append(want.selection)
-        for (stream_name, rel), selections in groups.items():
-            path = mirror_artifacts(
-                Path(dest),
-                selections,
-                base_url=stream_base_url or stream_base_url_default(),
-                stream=stream_name,
-                release=rel,
-                cache_dir=Path(cache_dir) if cache_dir else default_cache(),
-                keyring=Path(keyring) if keyring else None,
-                insecure=insecure,
-                mirror_url=mirror_url or DEFAULT_BASE_URL,
-            )
-            what = ", ".join(f"{s.arch}/{s.platform}/{s.fmt}" for s in selections)
-            print(f"{path}: {stream_name} {rel or '(newest)'}: {what}")
-    except CoreosInfraError as e:
-        print(f"Error: {e}", file=sys.stderr)
-        raise Exit(code=1) from None
+    for want in _fetch_wants(target or [], stream, arch, platform, format, release):
+        groups.setdefault((want.stream, want.release), [])
+        if want.selection not in groups[(want.stream, want.release)]:
+            groups[(want.stream, want.release)].append(want.selection)
+    for (stream_name, rel), selections in groups.items():
+        path = mirror_artifacts(
+            Path(dest),
+            selections,
+            base_url=stream_base_url or stream_base_url_default(),
+            stream=stream_name,
+            release=rel,
+            cache_dir=Path(cache_dir) if cache_dir else default_cache(),
+            keyring=Path(keyring) if keyring else None,
+            insecure=insecure,
+            mirror_url=mirror_url or DEFAULT_BASE_URL,
+        )
+        what = ", ".join(f"{s.arch}/{s.platform}/{s.fmt}" for s in selections)
+        print(f"{path}: {stream_name} {rel or '(newest)'}: {what}")
 
 
 @task(
@@ -293,6 +275,7 @@ def mirror(
         "debug": "log every command run",
     }
 )
+@exits_on_errors
 def fixtures(c: Context, cache_dir: str = "", rebuild: bool = False, debug: bool = False) -> None:
     """Build (or reuse) the offline fixture mirror: FCOS-shaped ISO, PXE set and metal disks from Debian.
 
@@ -302,17 +285,12 @@ def fixtures(c: Context, cache_dir: str = "", rebuild: bool = False, debug: bool
     import time
     from pathlib import Path
 
-    from coreos_infra.errors import CoreosInfraError
     from coreos_infra.fixtures import ensure_mirror
     from coreos_infra.log import setup_logging
 
     setup_logging(debug=debug)
     start = time.monotonic()
-    try:
-        m = ensure_mirror(Path(cache_dir) if cache_dir else None, rebuild=rebuild)
-    except CoreosInfraError as e:
-        print(f"Error: {e}", file=sys.stderr)
-        raise Exit(code=1) from None
+    m = ensure_mirror(Path(cache_dir) if cache_dir else None, rebuild=rebuild)
     state = "built" if m.rebuilt else "cached"
     print(f"fixture mirror ({state} in {time.monotonic() - start:.1f} s): {m.root}")
     print(f"  --stream-base-url {m.base_url}")
@@ -350,18 +328,6 @@ def _source(offline: bool, stream_base_url: str, keyring: str, insecure: bool, f
         insecure=insecure,
         firmware_url=firmware_url or None,
     )
-
-
-@contextlib.contextmanager
-def _user_errors() -> Iterator[None]:
-    """Turn the library's user-facing errors into a message and exit code 1 (no traceback)."""
-    from coreos_infra.errors import CoreosInfraError
-
-    try:
-        yield
-    except CoreosInfraError as e:
-        print(f"Error: {e}", file=sys.stderr)
-        raise Exit(code=1) from None
 
 
 def _outcomes(
@@ -421,6 +387,7 @@ def _hosts(site: str, host: list[str] | None, all_hosts: bool) -> list[str | Non
         **_SOURCE_HELP,
     },
 )
+@exits_on_errors
 def build(
     c: Context,
     target: str = "",
@@ -440,13 +407,12 @@ def build(
     base release). A build whose inputs did not change (same build ID) is not redone.
     """
     source_args = (offline, stream_base_url, keyring, insecure, firmware_url)
-    with _user_errors():
-        for outcome in _outcomes(target, site, host, all_hosts, source_args, force):
-            print(f"{outcome.meta_path.parent}: {'up to date' if outcome.cached else 'built'}")
-            for art in outcome.meta["artifacts"]:
-                print(f"  {art['name']}  {art['size']} bytes  sha256 {art['sha256']}")
-            if outcome.meta.get("contains_secrets"):
-                print("  WARNING: contains secrets (password hashes or keys); keep it private")
+    for outcome in _outcomes(target, site, host, all_hosts, source_args, force):
+        print(f"{outcome.meta_path.parent}: {'up to date' if outcome.cached else 'built'}")
+        for art in outcome.meta["artifacts"]:
+            print(f"  {art['name']}  {art['size']} bytes  sha256 {art['sha256']}")
+        if outcome.meta.get("contains_secrets"):
+            print("  WARNING: contains secrets (password hashes or keys); keep it private")
 
 
 @task(
@@ -461,6 +427,7 @@ def build(
         **_SOURCE_HELP,
     },
 )
+@exits_on_errors
 def boot_test(
     c: Context,
     target: str = "",
@@ -485,17 +452,16 @@ def boot_test(
 
     failed = 0
     source_args = (offline, stream_base_url, keyring, insecure, firmware_url)
-    with _user_errors():
-        for outcome in _outcomes(target, site, host, all_hosts, source_args, force):
-            report = boot_artifact(
-                outcome.meta_path,
-                ignition_bytes=outcome.request.ignition,
-                firmware=firmware,
-                timeout=timeout,
-            )
-            print(report.summary())
-            print(f"  serial log: {report.serial_log}")
-            failed += 0 if report.ok else 1
+    for outcome in _outcomes(target, site, host, all_hosts, source_args, force):
+        report = boot_artifact(
+            outcome.meta_path,
+            ignition_bytes=outcome.request.ignition,
+            firmware=firmware,
+            timeout=timeout,
+        )
+        print(report.summary())
+        print(f"  serial log: {report.serial_log}")
+        failed += 0 if report.ok else 1
     if failed:
         raise Exit(code=1)
 
@@ -506,6 +472,7 @@ def boot_test(
         "host": "host of the lab site to build for",
     }
 )
+@exits_on_errors
 def demo(c: Context, targets: str = "usb,pxe,metal,rpi4", host: str = "dns1") -> None:
     """The main job end to end on the offline mirror: fixtures → build → boot-test for the lab site."""
     from coreos_infra.log import setup_logging
@@ -519,6 +486,7 @@ def demo(c: Context, targets: str = "usb,pxe,metal,rpi4", host: str = "dns1") ->
 
 
 @task(help={"k": "only run benchmarks matching this pytest -k expression"})
+@exits_on_errors
 def bench(c: Context, k: str = "") -> None:
     """Run the speed and memory benchmarks (tests/bench); each prints its ratio against a baseline."""
     args = f"-k '{k}'" if k else ""
@@ -540,6 +508,7 @@ def bench(c: Context, k: str = "") -> None:
         "log": "also write the serial console to this file",
     },
 )
+@exits_on_errors
 def qemu_boot(
     c: Context,
     iso: str = "",
@@ -560,7 +529,6 @@ def qemu_boot(
     """
     from pathlib import Path
 
-    from coreos_infra.errors import CoreosInfraError
     from coreos_infra.log import setup_logging
     from coreos_infra.qemu import Machine, VmConfig, boot, parse_log
 
@@ -568,20 +536,16 @@ def qemu_boot(
     if sum(bool(x) for x in (iso, disk, kernel)) != 1:
         print("Error: give exactly one of --iso, --disk, --kernel", file=sys.stderr)
         raise Exit(code=2)
-    try:
-        vm = VmConfig(
-            Machine(arch, firmware if arch == "x86_64" else "uefi"),
-            kernel=Path(kernel) if kernel else None,
-            initrds=tuple(Path(p) for p in initrd or []),
-            append=append,
-            cdrom=Path(iso) if iso else None,
-            disks=(Path(disk),) if disk else (),
-            disk_sector_size=sector_size,
-        )
-        result = boot(vm, timeout=timeout, log_path=Path(log) if log else None)
-    except CoreosInfraError as e:
-        print(f"Error: {e}", file=sys.stderr)
-        raise Exit(code=1) from None
+    vm = VmConfig(
+        Machine(arch, firmware if arch == "x86_64" else "uefi"),
+        kernel=Path(kernel) if kernel else None,
+        initrds=tuple(Path(p) for p in initrd or []),
+        append=append,
+        cdrom=Path(iso) if iso else None,
+        disks=(Path(disk),) if disk else (),
+        disk_sector_size=sector_size,
+    )
+    result = boot(vm, timeout=timeout, log_path=Path(log) if log else None)
     r = parse_log(result.text)
     print(f"booted in {result.elapsed:.1f} s ({result.reason}); arch {r.arch}; release {r.release or '-'}")
     print(f"kernel command line: {r.cmdline}")

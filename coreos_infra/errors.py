@@ -61,3 +61,18 @@ class ToolError(CoreosInfraError):
 
 class VerificationError(CoreosInfraError):
     """A checksum or signature did not verify."""
+
+
+class WriteError(CoreosInfraError):
+    """An output could not be written (missing or read-only directory, disk full, ...).
+
+    ``stage`` is ``"open"`` when the output (or its temporary file) could not be created, ``"write"``
+    when writing or renaming it failed.
+    """
+
+    def __init__(self, path: str, error: OSError, *, stage: str = "write") -> None:
+        self.path = path
+        self.errno = error.errno
+        self.strerror = error.strerror or str(error)
+        self.stage = stage
+        super().__init__(f"writing {path}: {self.strerror}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import tempfile
@@ -10,28 +11,40 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from coreos_infra.errors import CoreosInfraError
+from coreos_infra.errors import CoreosInfraError, WriteError
 
 CHUNK = 1 << 20
 
 
+# errno values that a write into the output file can raise without naming a file (the fd has no name)
+_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
+
+
 @contextlib.contextmanager
 def atomic_output(
-    path: Path, *, overwrite: bool = True, mode: int = 0o644, durable: bool = True
+    path: Path, *, overwrite: bool = True, mode: int = 0o644, durable: bool = True, parents: bool = True
 ) -> Iterator[BinaryIO]:
     """Open a temporary file next to ``path``; rename it over ``path`` only if the block succeeds.
 
     On any exception the temporary file is removed and ``path`` is untouched. ``durable=False`` skips the
-    fsync before the rename (as ``cp`` does): still atomic for readers, not crash-proof.
+    fsync before the rename (as ``cp`` does): still atomic for readers, not crash-proof. ``parents=False``
+    requires the directory to exist (a user's ``-o``), like butane and coreos-installer. Failing to create,
+    write (disk full) or rename the output raises :class:`WriteError` naming ``path``.
     """
     path = Path(path)
     if not overwrite and path.exists():
         raise CoreosInfraError(f"{path}: refusing to overwrite an existing file")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        if parents:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise WriteError(str(path), e, stage="open") from None
+    body_done = False
     try:
         with os.fdopen(fd, "w+b") as f:
             yield f
+            body_done = True
             f.flush()
             if durable:
                 os.fsync(f.fileno())
@@ -45,15 +58,31 @@ def atomic_output(
             os.unlink(tmp)
         else:
             os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(e, OSError) and (body_done or (e.filename is None and e.errno in _FULL)):
+            raise WriteError(str(path), e) from e
         raise
 
 
-def write_atomic(path: Path, data: bytes, *, mode: int = 0o644, overwrite: bool = True) -> None:
-    """Write ``data`` to ``path`` atomically."""
-    with atomic_output(path, mode=mode, overwrite=overwrite) as f:
+@contextlib.contextmanager
+def naming_write_errors(path: Path) -> Iterator[None]:
+    """Writes through a file descriptor fail without a file name (disk full, quota, read-only): name
+    ``path`` in them (:class:`WriteError`)."""
+    try:
+        yield
+    except OSError as e:
+        if e.filename is None and e.errno in _FULL:
+            raise WriteError(str(path), e) from e
+        raise
+
+
+def write_atomic(
+    path: Path, data: bytes, *, mode: int = 0o644, overwrite: bool = True, parents: bool = True
+) -> None:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_output`)."""
+    with atomic_output(path, mode=mode, overwrite=overwrite, parents=parents) as f:
         f.write(data)
 
 

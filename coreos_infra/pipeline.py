@@ -8,6 +8,7 @@ artifacts still have the recorded SHA-256) is not built again.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from dataclasses import dataclass, field, replace
@@ -159,9 +160,16 @@ def build(plan: BuildPlan, project: Project | None = None) -> BuildOutcome:
         LOG.info("‣ %s is up to date (build ID %s)", meta_path, rendered.build_id[:16])
         return BuildOutcome(request, meta_path, meta, rendered, cached=True)
     builder = load_builder(recipe.kind)
+    new_dir = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
-    with step(f"Building {recipe.kind} artifact {rendered.name}"):
-        result = builder(request)
+    try:
+        with step(f"Building {recipe.kind} artifact {rendered.name}"):
+            result = builder(request)
+    except BaseException:
+        if new_dir:  # a failed or interrupted first build leaves no empty output directory
+            with contextlib.suppress(OSError):
+                out_dir.rmdir()
+        raise
     result = _with_site_facts(result, rendered)
     meta_path = write_meta(request, result)
     meta = json.loads(meta_path.read_text())

@@ -29,7 +29,7 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from coreos_infra import xz
 from coreos_infra.errors import CoreosInfraError
@@ -393,47 +393,55 @@ def splice(layout: XzLayout, fd: int, changed: Iterable[int], out: BinaryIO, *, 
     in_fd = set(changed) | set(decoded)
     lock = threading.Lock()
 
-    def report(n: int) -> None:
-        if progress:
-            with lock:
-                progress(n)
-
     # Split each changed block into up to ``workers`` pieces (each its own xz block, 1 MiB aligned) so
     # that re-encoding one big FCOS block (192 MiB) uses every core; the index simply lists more blocks.
     pieces: dict[int, list[tuple[int, int]]] = {i: _split(*layout.raw_range(i), workers) for i in changed}
 
-    def encode(start: int, end: int) -> tuple[Path, xz.Block]:
-        tmp = tempfile.NamedTemporaryFile(prefix=".coreos-infra-block-", delete=False, dir=tmp_dir)
-        tmp.close()
-        try:
-            with open(tmp.name, "wb") as tf:
+    stop = threading.Event()  # set when the main thread gives up: workers end at their next chunk
+
+    def report(n: int) -> None:
+        if stop.is_set():
+            raise _Cancelled
+        if progress:
+            with lock:
+                progress(n)
+
+    encoded: dict[tuple[int, int], tuple[Path, xz.Block]] = {}
+    # Every encoded block goes into one private directory, removed on every exit path (errors,
+    # Ctrl-C): no per-file bookkeeping to get wrong when a worker finishes after the main thread left.
+    with tempfile.TemporaryDirectory(prefix=".coreos-infra-blocks-", dir=tmp_dir) as blocks_dir:
+
+        def encode(key: tuple[int, int], start: int, end: int) -> tuple[Path, xz.Block]:
+            path = Path(blocks_dir) / f"{key[0]}.{key[1]}.xz"
+            with open(path, "wb") as tf:
                 block, _ = encode_range(
                     fd, start, end, tf, check=layout.check, preset=preset, progress=report
                 )
-            return Path(tmp.name), block
-        except BaseException:
-            os.unlink(tmp.name)
-            raise
+            return path, block
 
-    encoded: dict[tuple[int, int], tuple[Path, xz.Block]] = {}
-    try:
-        with concurrent.futures.ThreadPoolExecutor(workers + 1) as pool:
+        pool = concurrent.futures.ThreadPoolExecutor(workers + 1)
+        try:
             enc_futs = {
-                (i, j): pool.submit(encode, a, b) for i in changed for j, (a, b) in enumerate(pieces[i])
+                (i, j): pool.submit(encode, (i, j), a, b)
+                for i in changed
+                for j, (a, b) in enumerate(pieces[i])
             }
             # One sequential pass hashes the whole uncompressed image (decoding the copied blocks once
             # more, which re-verifies their checks) while the encoders run.
-            hash_fut = pool.submit(_image_sha256, layout, fd, in_fd)
-            errors: list[BaseException] = []
+            hash_fut = pool.submit(_image_sha256, layout, fd, in_fd, stop)
+            futs: list[concurrent.futures.Future[Any]] = [*enc_futs.values(), hash_fut]
+            done, _ = concurrent.futures.wait(futs, return_when=concurrent.futures.FIRST_EXCEPTION)
+            for f in done:
+                if (error := f.exception()) is not None:
+                    raise error
             for key, fut in enc_futs.items():
-                try:
-                    encoded[key] = fut.result()
-                except BaseException as e:  # keep collecting so every temporary file is removed
-                    errors.append(e)
-            if errors:
-                hash_fut.cancel()
-                raise errors[0]
+                encoded[key] = fut.result()
             uncompressed_sha = hash_fut.result()
+        except BaseException:
+            stop.set()  # the first error (or an interrupt) wins; the other workers stop early
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
         w = _HashingWriter(out)
         w.write(xz.stream_header(layout.check))
         records = []
@@ -457,9 +465,6 @@ def splice(layout: XzLayout, fd: int, changed: Iterable[int], out: BinaryIO, *, 
                         remaining -= len(data)
                     records.append(layout.blocks[i])
         w.write(xz.index_and_footer(records, layout.check))
-    finally:
-        for path, _ in encoded.values():
-            path.unlink(missing_ok=True)
     return SpliceResult(tuple(changed), tuple(i for i in range(len(layout.blocks)) if i not in changed),
                         w.size, w.h.hexdigest(), uncompressed_sha, layout.uncompressed_size)  # fmt: skip
 
@@ -473,20 +478,28 @@ def _split(start: int, end: int, parts: int) -> list[tuple[int, int]]:
     return [(a, b) for a, b in zip(cuts, cuts[1:], strict=False) if a < b]
 
 
-def _image_sha256(layout: XzLayout, fd: int, in_fd: set[int]) -> str:
+class _Cancelled(Exception):
+    """A worker was told to stop because the main thread gave up (an error elsewhere, Ctrl-C)."""
+
+
+def _image_sha256(layout: XzLayout, fd: int, in_fd: set[int], stop: threading.Event | None = None) -> str:
     """sha256 of the whole uncompressed image: blocks in ``in_fd`` read from the working file, the
-    others decoded from the input."""
+    others decoded from the input. Ends early (:class:`_Cancelled`) once ``stop`` is set."""
     h = hashlib.sha256()
     for i in range(len(layout.blocks)):
         start, end = layout.raw_range(i)
         if i in in_fd:
             pos = start
             while pos < end:
+                if stop is not None and stop.is_set():
+                    raise _Cancelled
                 data = os.pread(fd, min(CHUNK, end - pos), pos)
                 h.update(data)
                 pos += len(data)
         else:
             for chunk in iter_block(layout, i):
+                if stop is not None and stop.is_set():
+                    raise _Cancelled
                 h.update(chunk)
     return h.hexdigest()
 

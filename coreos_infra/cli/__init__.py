@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from coreos_infra import __version__
-from coreos_infra.errors import CoreosInfraError
+from coreos_infra.exits import exit_status
 from coreos_infra.log import setup_logging
 
 AREAS = ("butane", "pxe", "iso", "download")
@@ -35,16 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     setup_logging(debug=args.debug)
-    try:
-        return int(args.func(args))
-    except CoreosInfraError as e:
-        if args.debug:
-            raise
-        print(f"Error: {e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("Interrupted", file=sys.stderr)
-        return 130
+    return exit_status(lambda: int(args.func(args)), debug=args.debug)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from coreos_infra.butane import ButaneError, Report, format_pretty, format_reports, translate
+from coreos_infra.errors import WriteError
 from coreos_infra.fsutil import write_atomic
 
 
@@ -76,7 +77,14 @@ def run(args: argparse.Namespace) -> int:
         return 0
     out = result.to_json(pretty=args.pretty)
     if args.output and args.output != "-":
-        write_atomic(Path(args.output), out)
+        try:
+            write_atomic(Path(args.output), out, parents=False)
+        except WriteError as e:
+            # butane's own wording (Go's os.OpenFile / Write errors)
+            what = "failed to open" if e.stage == "open" else "failed to write config to"
+            verb = "open" if e.stage == "open" else "write"
+            print(f"{what} {args.output}: {verb} {args.output}: {e.strerror.lower()}", file=sys.stderr)
+            return 1
     else:
         sys.stdout.buffer.write(out)
         sys.stdout.flush()

@@ -43,7 +43,7 @@ def _write_output(data: bytes, output: str | None) -> None:
         out.write(data)
         out.flush()
     else:
-        write_atomic(Path(output), data)
+        write_atomic(Path(output), data, parents=False)
 
 
 def cmd_ignition_wrap(args: argparse.Namespace) -> int:

@@ -199,7 +199,7 @@ class LiveIso:
         if not overwrite and (out.exists() or out.is_symlink()):
             raise exists
         try:
-            with atomic_output(out, overwrite=overwrite, mode=mode, durable=durable) as dst:
+            with atomic_output(out, overwrite=overwrite, mode=mode, durable=durable, parents=False) as dst:
                 self._f.seek(0)
                 with ThreadPoolExecutor(max_workers=1, thread_name_prefix="iso-copy") as pool:
                     copying = pool.submit(copy_file_fast, self._f, dst)

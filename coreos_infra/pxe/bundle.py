@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from coreos_infra.errors import CoreosInfraError
+from coreos_infra.errors import CoreosInfraError, WriteError
 from coreos_infra.fsutil import CHUNK, atomic_output, copy_file_fast
 from coreos_infra.log import progress
 
@@ -58,29 +58,34 @@ def _hash_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def _populate(tmp: Path, files: Sequence[BundleFile]) -> dict[str, str]:
+def _populate(tmp: Path, files: Sequence[BundleFile], shown: Path) -> dict[str, str]:
+    """Write ``files`` into ``tmp``; errors name the file as it will be called (under ``shown``)."""
     sums: dict[str, str] = {}
     for bf in files:
         if bf.name in sums:
             raise CoreosInfraError(f"bundle file {bf.name} given twice")
         dest = tmp / bf.name
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        if bf.data is not None:
-            fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, bf.mode)
-            with os.fdopen(fd, "wb") as out:
-                out.write(bf.data)
-            sums[bf.name] = hashlib.sha256(bf.data).hexdigest()
-        else:
-            assert bf.source is not None
-            try:
-                with open(bf.source, "rb") as src, open(dest, "xb") as out:
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            if bf.data is not None:
+                fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, bf.mode)
+                with os.fdopen(fd, "wb") as out:
+                    out.write(bf.data)
+                sums[bf.name] = hashlib.sha256(bf.data).hexdigest()
+            else:
+                assert bf.source is not None
+                try:
+                    src = open(bf.source, "rb")  # noqa: SIM115
+                except OSError as e:
+                    raise CoreosInfraError(f"{bf.source}: cannot copy into the bundle: {e.strerror}") from e
+                with src, open(dest, "xb") as out:
                     copy_file_fast(src, out)
                     out.seek(0, os.SEEK_END)
                     out.write(bf.append)
-            except OSError as e:
-                raise CoreosInfraError(f"{bf.source}: cannot copy into the bundle: {e.strerror}") from e
-            sums[bf.name] = _hash_file(dest)
-        os.chmod(dest, bf.mode)
+                sums[bf.name] = _hash_file(dest)
+            os.chmod(dest, bf.mode)
+        except OSError as e:  # disk full, read-only directory: name the bundle file being written
+            raise WriteError(str(shown / bf.name), e) from e
     return sums
 
 
@@ -138,12 +143,18 @@ def write_bundle(
 ) -> Bundle:
     """Write ``files`` plus ``SHA256SUMS`` as ``directory`` (replacing an older bundle) and the tarball."""
     directory = Path(directory)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
+    try:
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
+    except OSError as e:
+        raise WriteError(str(directory), e, stage="open") from None
     try:
         os.chmod(tmp, 0o755)
-        sums = _populate(tmp, files)
-        (tmp / SUMS_NAME).write_bytes(sums_text(sums))
+        sums = _populate(tmp, files, directory)
+        try:
+            (tmp / SUMS_NAME).write_bytes(sums_text(sums))
+        except OSError as e:
+            raise WriteError(str(directory / SUMS_NAME), e) from e
         for d in sorted(p for p in tmp.rglob("*") if p.is_dir()):
             os.chmod(d, 0o755)
         if tarball is not None:

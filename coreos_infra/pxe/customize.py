@@ -106,7 +106,7 @@ def customize_initramfs(
             out.write(plan.archive)
             out.flush()
             return plan
-        with atomic_output(output, overwrite=overwrite) as f:
+        with atomic_output(output, overwrite=overwrite, parents=False) as f:
             # the verbatim copy goes through copy_file_range (reflink where possible), not through Python
             src.seek(0)
             copy_file_fast(src, f)
