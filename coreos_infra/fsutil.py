@@ -6,6 +6,7 @@ import contextlib
 import errno
 import hashlib
 import os
+import signal
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,22 @@ from typing import BinaryIO
 from coreos_infra.errors import CoreosInfraError, WriteError
 
 CHUNK = 1 << 20
+
+
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM back during the block (delivered right after it, in this thread).
+
+    Wrap the creation of a temporary file together with recording its name, so that an interrupt
+    cannot fall between the two and leak the file: ``name = None; try: with signals_held(): name =
+    mkstemp(); ... finally: remove name``.
+    """
+    held = {signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 # errno values that a write into the output file can raise without naming a file (the fd has no name)
@@ -34,14 +51,19 @@ def atomic_output(
     path = Path(path)
     if not overwrite and path.exists():
         raise CoreosInfraError(f"{path}: refusing to overwrite an existing file")
-    try:
-        if parents:
+    if parents:
+        try:
             path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as e:
-        raise WriteError(str(path), e, stage="open") from None
+        except OSError as e:
+            raise WriteError(str(path), e, stage="open") from None
+    tmp = ""
     body_done = False
     try:
+        with signals_held():
+            try:
+                fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            except OSError as e:
+                raise WriteError(str(path), e, stage="open") from None
         with os.fdopen(fd, "w+b") as f:
             yield f
             body_done = True
@@ -59,8 +81,9 @@ def atomic_output(
         else:
             os.replace(tmp, path)
     except BaseException as e:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        if tmp:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
         if isinstance(e, OSError) and (body_done or (e.filename is None and e.errno in _FULL)):
             raise WriteError(str(path), e) from e
         raise

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from coreos_infra.errors import CoreosInfraError, InputError, Location, VerificationError
-from coreos_infra.fsutil import write_atomic
+from coreos_infra.fsutil import signals_held, write_atomic
 from coreos_infra.keys import PinnedKey, pinned_keys
 from coreos_infra.run import find_binary, run
 
@@ -51,13 +51,16 @@ class SignatureCheck:
 @contextlib.contextmanager
 def gnupg_home(parent: Path | None = None) -> Iterator[Path]:
     """A fresh 0700 GnuPG home directory; any agent started in it is stopped and the directory removed."""
-    home = Path(tempfile.mkdtemp(prefix="gnupg-", dir=parent))
-    os.chmod(home, 0o700)
+    home: Path | None = None
     try:
+        with signals_held():
+            home = Path(tempfile.mkdtemp(prefix="gnupg-", dir=parent))
+        os.chmod(home, 0o700)
         yield home
     finally:
-        stop_agent(home)
-        shutil.rmtree(home, ignore_errors=True)
+        if home is not None:
+            stop_agent(home)
+            shutil.rmtree(home, ignore_errors=True)
 
 
 def stop_agent(home: Path) -> None:

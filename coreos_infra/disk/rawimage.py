@@ -31,7 +31,7 @@ from coreos_infra.disk.ext4 import Ext4Image
 from coreos_infra.disk.fat import FatImage
 from coreos_infra.disk.gpt import TYPE_ESP, Gpt, GptError, Partition, read_gpt
 from coreos_infra.errors import CoreosInfraError, WriteError
-from coreos_infra.fsutil import atomic_output, naming_write_errors, sha256_file
+from coreos_infra.fsutil import atomic_output, naming_write_errors, sha256_file, signals_held
 from coreos_infra.log import progress, step
 
 LOG = logging.getLogger("coreos_infra.disk")
@@ -62,17 +62,22 @@ def find_esp(gpt: Gpt) -> Partition:
 
 @contextlib.contextmanager
 def _working_file(out_path: Path) -> Iterator[Path]:
+    name = ""
     try:
-        fd, name = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".work.raw", dir=out_path.parent)
-    except OSError as e:
-        raise WriteError(str(out_path), e, stage="open") from None
-    os.close(fd)
-    try:
+        with signals_held():
+            try:
+                fd, name = tempfile.mkstemp(
+                    prefix=f".{out_path.name}.", suffix=".work.raw", dir=out_path.parent
+                )
+            except OSError as e:
+                raise WriteError(str(out_path), e, stage="open") from None
+        os.close(fd)
         with naming_write_errors(Path(name)):
             yield Path(name)
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(name)
+        if name:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(name)
 
 
 def _edit(work: Path, gpt: Gpt, opts: RawImageOptions, esp_hook: EspHook | None) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from coreos_infra.errors import CoreosInfraError, WriteError
-from coreos_infra.fsutil import CHUNK, atomic_output, copy_file_fast
+from coreos_infra.fsutil import CHUNK, atomic_output, copy_file_fast, signals_held
 from coreos_infra.log import progress
 
 SUMS_NAME = "SHA256SUMS"
@@ -94,15 +94,24 @@ def sums_text(sums: dict[str, str]) -> bytes:
 
 
 def _swap_into_place(tmp: Path, directory: Path) -> None:
-    old = None
     if directory.exists() or directory.is_symlink():
         if not directory.is_dir() or directory.is_symlink():
             raise CoreosInfraError(f"{directory}: exists and is not a bundle directory")
-        old = Path(tempfile.mkdtemp(prefix=f".{directory.name}.old-", dir=directory.parent))
-        os.rename(directory, old / directory.name)
-    os.rename(tmp, directory)
-    if old is not None:
-        shutil.rmtree(old)
+    # a few renames and unlinks: not interrupted halfway (the old bundle or the new one, never neither)
+    with signals_held():
+        old = None
+        if directory.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{directory.name}.old-", dir=directory.parent))
+            os.rename(directory, old / directory.name)
+        try:
+            os.rename(tmp, directory)
+        except OSError:
+            if old is not None:
+                os.rename(old / directory.name, directory)
+            raise
+        finally:
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
 
 
 def write_tarball(directory: Path, tarball: Path, *, arcname: str | None = None, mtime: int = 0) -> None:
@@ -143,12 +152,14 @@ def write_bundle(
 ) -> Bundle:
     """Write ``files`` plus ``SHA256SUMS`` as ``directory`` (replacing an older bundle) and the tarball."""
     directory = Path(directory)
+    tmp: Path | None = None
     try:
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
-    except OSError as e:
-        raise WriteError(str(directory), e, stage="open") from None
-    try:
+        with signals_held():
+            try:
+                directory.parent.mkdir(parents=True, exist_ok=True)
+                tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
+            except OSError as e:
+                raise WriteError(str(directory), e, stage="open") from None
         os.chmod(tmp, 0o755)
         sums = _populate(tmp, files, directory)
         try:
@@ -161,6 +172,7 @@ def write_bundle(
             write_tarball(tmp, Path(tarball), arcname=directory.name, mtime=mtime)
         _swap_into_place(tmp, directory)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
         raise
     return Bundle(directory=directory, tarball=Path(tarball) if tarball else None, sha256=sums)
