@@ -217,6 +217,12 @@ def qemu_command(vm: VmConfig, workdir: Path) -> list[str]:
         "-serial",
         "stdio",
         "-no-reboot",
+        # entropy from the host: without it, key generation at first boot (dropbearkey, sshd) can
+        # stall for minutes on a loaded host (q35 and virt both have PCI)
+        "-object",
+        "rng-random,filename=/dev/urandom,id=rng0",
+        "-device",
+        "virtio-rng-pci,rng=rng0",
     ]
     direct = vm.kernel is not None
     if not direct and (m.firmware == "uefi" or m.arch == "aarch64"):

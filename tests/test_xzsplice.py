@@ -6,6 +6,7 @@ import hashlib
 import lzma
 import os
 import random
+import signal
 import subprocess
 from pathlib import Path
 
@@ -180,3 +181,28 @@ def test_big_changed_block_is_split_across_cores(tmp_path: Path) -> None:
     # block 0 (32 MiB) was re-encoded as two 16 MiB blocks in parallel; block 1 copied as is
     assert [b.uncompressed_size for b in new.blocks] == [16 * MIB, 16 * MIB, 32 * MIB]
     assert lzma.decompress((tmp_path / "out.xz").read_bytes()) == _expected(raw, {17 * MIB: b"NEW"})
+
+
+def test_interrupted_splice_leaves_no_block_files(image: tuple[Path, Path], tmp_path: Path) -> None:
+    """Ctrl-C while the workers re-encode: KeyboardInterrupt propagates at once and every encoded block
+    (also the one of a worker that finishes after the main thread gave up) is removed."""
+    _, xzf = image
+    layout = xzsplice.read_layout(xzf)
+    assert layout is not None
+    blocks = tmp_path / "blocks"
+    blocks.mkdir()
+    sent = []
+
+    def ctrl_c(n: int) -> None:  # called from a worker thread: the signal goes to the main thread
+        if not sent:
+            sent.append(n)
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with open(tmp_path / "work.raw", "w+b") as wf, open(tmp_path / "out.xz", "wb") as out:
+        fd = wf.fileno()
+        os.ftruncate(fd, layout.uncompressed_size)
+        hashes = xzsplice.decode_blocks(layout, range(12), fd, threads=2)
+        with pytest.raises(KeyboardInterrupt):
+            xzsplice.splice(layout, fd, range(12), out, preset=9, threads=2, decoded=hashes,
+                            tmp_dir=blocks, progress=ctrl_c)  # fmt: skip
+    assert sent and list(blocks.iterdir()) == []
