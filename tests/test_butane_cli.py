@@ -43,6 +43,7 @@ def test_pretty_and_output_file(tmp_path: Path) -> None:
     src = tmp_path / "in.bu"
     src.write_bytes(SIMPLE)
     out = tmp_path / "sub" / "out.ign"
+    out.parent.mkdir()  # like butane, -o does not create directories (tests/test_exits.py)
     r = cli(["--pretty", "-o", str(out), str(src)])
     assert r.returncode == 0, r.stderr
     assert r.stdout == b""
