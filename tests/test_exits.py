@@ -198,3 +198,16 @@ def test_render_task_on_read_only_and_full_file_systems(tmp_path: Path) -> None:
             line
         )
         assert entries(full) == {"filler"}
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_cli_interrupted_prints_interrupted_and_exits_130(sig: signal.Signals) -> None:
+    # butane waiting on its stdin, like a user who forgot the input file
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "coreos_infra", "butane"], cwd=ROOT, stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    time.sleep(3)  # past start-up, blocked in read(0)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and err == "interrupted\n", (proc.returncode, err)
