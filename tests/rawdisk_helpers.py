@@ -13,7 +13,6 @@ from pathlib import Path
 
 MIB = 1 << 20
 ROOT = Path(__file__).resolve().parent.parent
-SHARED_FIXTURES = ROOT.parent / "shared" / "fixtures"
 
 BOOT_UUID = "96d15588-3596-4b3c-adca-a2ff7279ea63"
 BLS_OPTIONS = (

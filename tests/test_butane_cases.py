@@ -1,4 +1,5 @@
-"""Every upstream Butane case in ../shared/fixtures/butane-cases, compared as its README says.
+"""Every upstream Butane case of the ``butane-cases`` corpus (``tests/shared_fixtures.py``), compared as
+its README says.
 
 - success: JSON equal to upstream's, byte for byte except auto-gzip resources, which are compared after
   decompressing (Go's deflate bytes cannot be reproduced with zlib);
@@ -17,15 +18,17 @@ from typing import Any
 
 import pytest
 from _ignition_oracle import IGNITION_VALIDATE, oracle_can_check, run_ignition_validate
+from shared_fixtures import corpus, needs
 
 from coreos_infra import ignition
 from coreos_infra.butane import ButaneError, format_pretty, format_reports, translate
 
 ROOT = Path(__file__).resolve().parent.parent
-CASES = ROOT.parent / "shared" / "fixtures" / "butane-cases"
-INDEX: list[dict[str, Any]] = json.loads((CASES / "INDEX.json").read_text()) if CASES.exists() else []
+CASES = corpus("butane-cases")
+_INDEX_FILE = CASES / "INDEX.json"
+INDEX: list[dict[str, Any]] = json.loads(_INDEX_FILE.read_text()) if _INDEX_FILE.is_file() else []
 
-pytestmark = pytest.mark.skipif(not CASES.exists(), reason="shared fixtures not present")
+pytestmark = needs("butane-cases")
 
 
 def prepare_case(meta: dict[str, Any], tmp_path: Path) -> Path:

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import yaml
+from shared_fixtures import corpus, require
 
 from coreos_infra import cpio
 from coreos_infra.customize import (
@@ -40,12 +41,13 @@ from coreos_infra.iso.ignition_config import IgnitionConfigError, parse_config
 from coreos_infra.iso.image import LiveIso
 
 ROOT = Path(__file__).resolve().parent.parent
-CUSTOMIZE = ROOT.parent / "shared" / "fixtures" / "coreos-installer" / "customize"
-ISO_FIXTURES = ROOT.parent / "shared" / "fixtures" / "coreos-installer" / "iso"
+CUSTOMIZE = corpus("coreos-installer/customize")
+ISO_FIXTURES = corpus("coreos-installer/iso")
 ALL_FEATURES = Features(True, {"console": True}, True)
 
 
 def fx(name: str) -> InputFile:
+    require("coreos-installer/customize")
     return InputFile.read(CUSTOMIZE / name)
 
 
@@ -176,6 +178,7 @@ def test_upstream_integration_option_set(tmp_path: Path) -> None:
 
 
 def test_single_dest_is_not_wrapped() -> None:
+    require("coreos-installer/customize")
     data = (CUSTOMIZE / "dest-2.ign").read_bytes()
     result = customize(CustomizeOptions(dest_ignition=(fx("dest-2.ign"),)), ALL_FEATURES)
     assert result.dest_config == parse_config(data).to_bytes()
@@ -413,6 +416,8 @@ def test_features_parse() -> None:
 
 @pytest.fixture
 def fixture_iso(tmp_path: Path):  # type: ignore[no-untyped-def]
+    require("coreos-installer/iso")
+
     def make(name: str) -> Path:
         p = tmp_path / f"{name}.iso"
         p.write_bytes(lzma.decompress((ISO_FIXTURES / f"embed-areas-{name}.iso.xz").read_bytes()))

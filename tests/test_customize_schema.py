@@ -3,7 +3,7 @@
 coreos-installer re-serializes user configs through structs generated from these schemas: a property
 that is required is always written, a scalar whose type includes ``null`` is written as ``null`` when
 absent, and every other property (objects, arrays, non-nullable scalars) is omitted when absent. The
-table is derived from ``../shared/fixtures/ignition-schemas``; regenerate it with
+table is derived from the ``ignition-schemas`` corpus (``tests/shared_fixtures.py``); regenerate it with
 ``python tests/test_customize_schema.py --write`` (then ``ruff format`` it).
 """
 
@@ -15,8 +15,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from shared_fixtures import corpus, needs
+
 ROOT = Path(__file__).resolve().parent.parent
-SCHEMAS = ROOT.parent / "shared" / "fixtures" / "ignition-schemas"
+SCHEMAS = corpus("ignition-schemas")
 TABLE = ROOT / "coreos_infra" / "iso" / "ignition_types.py"
 VERSIONS = ("3.0.0", "3.1.0", "3.2.0", "3.3.0", "3.4.0", "3.5.0", "3.6.0")
 
@@ -98,6 +100,7 @@ def generate() -> str:
     )
 
 
+@needs("ignition-schemas")
 def test_table_matches_schemas() -> None:
     from coreos_infra.iso.ignition_types import FIELDS
 

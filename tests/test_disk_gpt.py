@@ -8,15 +8,17 @@ import uuid
 from pathlib import Path
 
 import pytest
-from rawdisk_helpers import SHARED_FIXTURES, make_disk
+from rawdisk_helpers import make_disk
+from shared_fixtures import corpus, require
 
 from coreos_infra.disk.gpt import TYPE_ESP, TYPE_LINUX_FS, GptError, read_gpt, verify_gpt
 
-FIX = SHARED_FIXTURES / "coreos-installer"
+FIX = corpus("coreos-installer")
 
 
 def _unxz(name: str, tmp_path: Path) -> Path:
     out = tmp_path / name.removesuffix(".xz")
+    require("coreos-installer")
     out.write_bytes(lzma.decompress((FIX / name).read_bytes()))
     return out
 

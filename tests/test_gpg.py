@@ -8,15 +8,15 @@ import shutil
 from pathlib import Path
 
 import pytest
+from shared_fixtures import corpus, needs
 
 from coreos_infra import gpg
 from coreos_infra.errors import InputError, VerificationError
 from coreos_infra.fetch import check_compressed, check_xz_framing
 from coreos_infra.keys import KEYS_DIR, PinnedKey, pinned_keys
 
-VERIFY = (
-    Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures" / "coreos-installer" / "verify"
-)
+VERIFY = corpus("coreos-installer/verify")
+needs_vectors = needs("coreos-installer/verify")
 TEST_KEY_FPR = "1A304569BFADFB3E3F96F0C3AA2A69A46EC352FC"
 TEST_SUBKEY_FPR = "FC51AC9FED914ECAD67EDB2A5FBDA8071BF24B78"
 FEDORA = {
@@ -39,6 +39,7 @@ def fedora_keyring(tmp_path_factory: pytest.TempPathFactory) -> gpg.Keyring:
     return gpg.build_keyring(tmp_path_factory.mktemp("kr") / "fedora.gpg")
 
 
+@needs_vectors
 @pytest.mark.parametrize("name", ["1M.gz", "1M.xz", "1M.zst"])
 def test_upstream_vectors_verify(name: str, test_keyring: gpg.Keyring) -> None:
     check = gpg.verify_detached(VERIFY / name, (VERIFY / f"{name}.sig").read_bytes(), test_keyring)
@@ -46,6 +47,7 @@ def test_upstream_vectors_verify(name: str, test_keyring: gpg.Keyring) -> None:
     assert check.signing_fingerprint == TEST_SUBKEY_FPR
 
 
+@needs_vectors
 def test_upstream_uncompressed_vector(tmp_path: Path, test_keyring: gpg.Keyring) -> None:
     zeros = tmp_path / "1M"
     zeros.write_bytes(bytes(1 << 20))
@@ -57,11 +59,13 @@ def test_upstream_uncompressed_vector(tmp_path: Path, test_keyring: gpg.Keyring)
         gpg.verify_detached(zeros, (VERIFY / "1M.sig").read_bytes(), test_keyring)
 
 
+@needs_vectors
 def test_upstream_signature_of_other_file_is_bad(test_keyring: gpg.Keyring) -> None:
     with pytest.raises(VerificationError, match=r"1M\.gz: BAD signature"):
         gpg.verify_detached(VERIFY / "1M.gz", (VERIFY / "1M.xz.sig").read_bytes(), test_keyring)
 
 
+@needs_vectors
 def test_upstream_vector_untrusted_with_fedora_keys(fedora_keyring: gpg.Keyring) -> None:
     with pytest.raises(
         VerificationError, match="signed by key 5FBDA8071BF24B78, which is not a trusted key"
@@ -69,6 +73,7 @@ def test_upstream_vector_untrusted_with_fedora_keys(fedora_keyring: gpg.Keyring)
         gpg.verify_detached(VERIFY / "1M.xz", (VERIFY / "1M.xz.sig").read_bytes(), fedora_keyring)
 
 
+@needs_vectors
 def test_upstream_compressed_vectors_are_complete(tmp_path: Path) -> None:
     for name in ("1M.gz", "1M.xz", "1M.zst"):
         check_compressed(VERIFY / name, name=name)
@@ -136,6 +141,7 @@ def test_fingerprints_file_errors_name_the_line(tmp_path: Path) -> None:
         pinned_keys(tmp_path)
 
 
+@needs_vectors
 def test_keyring_dir_and_errors(tmp_path: Path) -> None:
     keys = tmp_path / "keys.d"
     keys.mkdir()

@@ -10,6 +10,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+from shared_fixtures import corpus, needs
 
 from coreos_infra import ignition
 from coreos_infra.errors import CoreosInfraError
@@ -17,8 +18,8 @@ from coreos_infra.ignition.jsonfmt import go_syntax_error
 from coreos_infra.ignition.types import FIELDS, ListOf, fields_for, minor
 
 ROOT = Path(__file__).resolve().parent.parent
-SCHEMAS = ROOT.parent / "shared" / "fixtures" / "ignition-schemas"
-needs_schemas = pytest.mark.skipif(not SCHEMAS.exists(), reason="shared fixtures not present")
+SCHEMAS = corpus("ignition-schemas")
+needs_schemas = needs("ignition-schemas")
 
 
 # --- parse -------------------------------------------------------------------------------------------------
@@ -366,9 +367,9 @@ def test_field_tables_match_upstream_schema(version: str) -> None:
     assert mismatches == []
 
 
-@needs_schemas
+@needs("ignition-schemas", "butane-cases")
 def test_case_outputs_match_json_schema() -> None:
-    cases = ROOT.parent / "shared" / "fixtures" / "butane-cases"
+    cases = corpus("butane-cases")
     from coreos_infra.butane import translate
 
     checked = 0

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from shared_fixtures import corpus, require
 
 from coreos_infra.cli import iso as iso_cli
 from coreos_infra.errors import CoreosInfraError
@@ -32,8 +33,8 @@ from coreos_infra.iso.iso9660 import IsoError, IsoFs
 from coreos_infra.iso.kargs import KargsError, edit_kargs
 
 ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = ROOT.parent / "shared" / "fixtures" / "coreos-installer" / "iso"
-CUSTOMIZE = ROOT.parent / "shared" / "fixtures" / "coreos-installer" / "customize"
+FIXTURES = corpus("coreos-installer/iso")
+CUSTOMIZE = corpus("coreos-installer/customize")
 
 ALL = [
     "2020-09", "2021-01", "2021-09", "2021-12", "2022-02", "2022-09",
@@ -76,6 +77,7 @@ DEFAULT_KARGS = {
 
 @pytest.fixture(scope="session")
 def fixture_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    require("coreos-installer/iso", "coreos-installer/customize")
     out = tmp_path_factory.mktemp("isofixtures")
     for src in FIXTURES.glob("*.iso.xz"):
         (out / src.name.removesuffix(".xz")).write_bytes(lzma.decompress(src.read_bytes()))

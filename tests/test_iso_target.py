@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
+from shared_fixtures import corpus, require
 
 from coreos_infra.build import BuildRequest, write_meta
 from coreos_infra.errors import CoreosInfraError, InputError
@@ -20,9 +21,7 @@ from coreos_infra.targets import iso as iso_target
 from coreos_infra.targets import load_builder
 
 ROOT = Path(__file__).resolve().parent.parent
-FIXTURE = (
-    ROOT.parent / "shared" / "fixtures" / "coreos-installer" / "iso" / "embed-areas-2023-07.x86_64.iso.xz"
-)
+FIXTURE = corpus("coreos-installer/iso") / "embed-areas-2023-07.x86_64.iso.xz"
 SITE_CONFIG = (
     b'{"ignition":{"version":"3.4.0"},"storage":{"files":[{"path":"/etc/hostname","contents":'
     b'{"source":"data:,dns1"},"mode":420}]}}'
@@ -31,6 +30,7 @@ SITE_CONFIG = (
 
 @pytest.fixture(scope="module")
 def base_iso(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    require("coreos-installer/iso")
     p = tmp_path_factory.mktemp("base") / "fedora-coreos-live.x86_64.iso"
     p.write_bytes(lzma.decompress(FIXTURE.read_bytes()))
     return p

@@ -25,12 +25,13 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.bench
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from shared_fixtures import corpus, needs  # noqa: E402
+
+pytestmark = [pytest.mark.bench, needs("coreos-installer/iso")]
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-FIXTURE = (
-    ROOT.parent / "shared" / "fixtures" / "coreos-installer" / "iso" / "embed-areas-2023-07.x86_64.iso.xz"
-)
+FIXTURE = corpus("coreos-installer/iso") / "embed-areas-2023-07.x86_64.iso.xz"
 DATA_MIB = int(os.environ.get("BENCH_ISO_MIB", "1024"))
 CONFIG = json.dumps({"ignition": {"version": "3.3.0"}, "storage": {"files": [{"path": "/x"}]}}).encode()
 
