@@ -126,6 +126,12 @@ def initrd_to_bytes(files: Mapping[str, bytes]) -> bytes:
     return xz.compress_pieces(_installer_pieces(files), preset=9, check=xz.CHECK_CRC32)
 
 
+def initrd_to_bytes_one_block(files: Mapping[str, bytes]) -> bytes:
+    """The same archive as one xz block (preset 9, CRC32), as ``coreos-installer pxe ignition wrap`` and
+    ``pxe network wrap`` write it: a standalone initrd needs no flush points."""
+    return lzma.compress(initrd_cpio(files), format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC32, preset=9)
+
+
 def initrd_cpio(files: Mapping[str, bytes]) -> bytes:
     """The uncompressed cpio part of :func:`initrd_to_bytes`."""
     return b"".join(_installer_pieces(files))

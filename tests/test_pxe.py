@@ -12,6 +12,7 @@ import pytest
 import zstandard
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from shared_fixtures import corpus, require
 
 from coreos_infra import xz
 from coreos_infra.cpio import Entry, gzip_newc, initrd_cpio, initrd_to_bytes, read_initrd, write_newc
@@ -20,7 +21,7 @@ from coreos_infra.errors import CoreosInfraError, InputError
 from coreos_infra.pxe import wrap
 from coreos_infra.pxe.customize import KARGS_NOTICE, customize_initramfs, plan_customization
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "coreos-installer"
+FIXTURES = corpus("coreos-installer")
 INITRD_FIXTURES = FIXTURES / "initrd"
 CONFIG_A = b'{"ignition": {"version": "3.0.0"}}\n'
 FEATURES = {
@@ -31,6 +32,7 @@ FEATURES = {
 
 
 def fixture_initrd(name: str) -> bytes:
+    require("coreos-installer/initrd")
     data = (INITRD_FIXTURES / name).read_bytes()
     return lzma.decompress(data) if name.endswith(".xz") else data
 
@@ -73,6 +75,18 @@ def test_wrap_ignition_cpio_matches_test_vector_a() -> None:
     assert wrapped[:12] == bytes.fromhex("fd377a585a0000016922de36")  # xz, CRC32 check
     assert xz.parse_stream_tail(wrapped).check == xz.CHECK_CRC32
     assert lzma.decompress(wrapped) == cpio
+    # coreos-installer writes it as one xz block: byte-identical to upstream (148 bytes)
+    assert len(xz.parse_stream_tail(wrapped).blocks) == 1
+    assert wrapped == one_shot and len(wrapped) == 148
+
+
+def test_network_wrap_is_one_xz_block() -> None:
+    # two keyfiles of sizes that need padding: no flush points in a standalone PXE initrd
+    wrapped = wrap.wrap_network([("a.nmconnection", b"[connection]\nid=a\n"), ("b.nmconnection", b"x" * 7)])
+    info = xz.parse_stream_tail(wrapped)
+    assert (len(info.blocks), info.check) == (1, xz.CHECK_CRC32)
+    cpio = lzma.decompress(wrapped)
+    assert wrapped == lzma.compress(cpio, format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC32, preset=9)
 
 
 def test_unwrap_returns_last_config_of_concatenation() -> None:
@@ -218,6 +232,7 @@ def test_pxe_customize_no_options_appends_trailer_only_archive(tmp_path: Path) -
 
 
 def test_pxe_customize_live_ignition_and_dest(tmp_path: Path) -> None:
+    require("coreos-installer/customize")
     cust = FIXTURES / "customize"
     opts = CustomizeOptions.from_paths(
         dest_ignition=[cust / "dest-2.ign"],

@@ -1,7 +1,7 @@
 """``pxe ignition wrap|unwrap`` and ``pxe network wrap|unwrap``.
 
-A wrapped initrd is coreos-installer's exact archive (:func:`coreos_infra.cpio.initrd_to_bytes`: newc
-cpio, xz with CRC32): ``config.ign`` at its root, or NetworkManager keyfiles under
+A wrapped initrd is coreos-installer's exact archive (:func:`coreos_infra.cpio.initrd_to_bytes_one_block`:
+newc cpio, one xz block, preset 9, CRC32): ``config.ign`` at its root, or NetworkManager keyfiles under
 ``etc/coreos-firstboot-network/``. It is listed after the FCOS initramfs (and rootfs) so the kernel
 unpacks it last. Unwrapping reads any concatenation of uncompressed, gzip, xz or zstd archives — a
 wrapped initrd, a customized initramfs, or the two concatenated — and returns the last copy.
@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from coreos_infra.cpio import CpioError, initrd_to_bytes, read_initrd
+from coreos_infra.cpio import CpioError, initrd_to_bytes_one_block, read_initrd
 from coreos_infra.errors import CoreosInfraError, InputError, Location
 from coreos_infra.fsutil import write_atomic
 
@@ -40,7 +40,7 @@ def read_members(data: bytes, patterns: Iterable[str], *, source: str) -> dict[s
 
 def wrap_ignition(config: bytes) -> bytes:
     """An initrd holding ``config`` (verbatim) as ``config.ign``."""
-    return initrd_to_bytes({IGNITION_PATH: config})
+    return initrd_to_bytes_one_block({IGNITION_PATH: config})
 
 
 def unwrap_ignition(data: bytes, *, source: str = "<stdin>") -> bytes:
@@ -84,7 +84,7 @@ def wrap_network(keyfiles: Iterable[tuple[str, bytes]]) -> bytes:
     members = keyfile_members(keyfiles)
     if not members:
         raise InputError("at least one NetworkManager keyfile is required")
-    return initrd_to_bytes(members)
+    return initrd_to_bytes_one_block(members)
 
 
 def unwrap_network(data: bytes, *, source: str = "<stdin>") -> dict[str, bytes]:
