@@ -381,3 +381,46 @@ def test_case_outputs_match_json_schema() -> None:
         jsonschema.Draft4Validator(schema).validate(config)
         checked += 1
     assert checked >= 30
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("data:text/plain;base64", "unterminated parameter sequence"),  # butane's wording for this
+        ("data:text/plain;", "unterminated parameter sequence"),
+        ("data:", "missing comma before data"),
+        ("data:abc", "missing media type slash"),
+        ("data:foo/bar,x", "invalid media type"),
+        ("data:text/plain;foo,x", "expected base64, got foo"),
+        ("data:text/plain;a=b", "missing comma before data"),
+        ('data:text/plain;a="b', "unclosed quoted string"),
+        ("data:text/plain;a=b c,x", "invalid character for parameter value"),
+        ("data:text/pl ain,x", "invalid character for media subtype"),
+        ("data:;base64,YW%3D", "invalid data character"),
+    ],
+)
+def test_invalid_data_urls_use_upstream_wording(url: str, message: str) -> None:
+    from coreos_infra.ignition.urls import decode_data_url
+
+    with pytest.raises(ValueError) as e:
+        decode_data_url(url)
+    assert str(e.value) == message
+
+
+def test_valid_data_urls_with_parameters() -> None:
+    from coreos_infra.ignition.urls import decode_data_url
+
+    assert decode_data_url('data:text/plain;charset=utf-8;q="a;b";base64,YWJj') == b"abc"
+    assert decode_data_url("data:x-custom/thing,%41") == b"A"
+    assert decode_data_url("data:;base64,YW\nJj") == b"abc"  # Go's decoder skips newlines
+
+
+def test_butane_reports_invalid_data_url_like_upstream() -> None:
+    from coreos_infra.butane import ButaneError, translate
+
+    bu = b"variant: fcos\nversion: 1.5.0\nstorage:\n  files:\n    - path: /etc/x\n      contents:\n"
+    with pytest.raises(ButaneError) as e:
+        translate(bu + b"        source: data:text/plain;base64\n")
+    assert str(e.value).splitlines()[0] == (
+        "error at $.storage.files.0.contents.source, line 7 col 17: unterminated parameter sequence"
+    )

@@ -10,7 +10,6 @@ import urllib.parse
 ERR_INVALID_SCHEME = "invalid url scheme"
 ERR_INVALID_URL = "unable to parse url"
 
-_TOKEN = re.compile(r"^[!#$&'*+\-.^_`|~0-9A-Za-z]+$")
 # characters allowed in the data part: RFC 2396 uric (reserved, unreserved, escaped)
 _URIC = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.!~*'();/?:@&=+$,%")
 _HEX = set("0123456789abcdefABCDEF")
@@ -18,31 +17,150 @@ _S3_ARN = re.compile(r"^arn:aws[a-zA-Z-]*:s3:::[^/]+/.+$")
 _S3_ARN_AP = re.compile(r"^arn:aws[a-zA-Z-]*:s3:[a-z0-9-]+:\d{12}:accesspoint/[^/]+/object/.+$")
 
 
+_TSPECIALS = frozenset('()<>@,;:\\"/[]?=')
+_DISCRETE_TYPES = ("text", "image", "audio", "video", "application", "message", "multipart")
+_BASE64_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=\n")
+
+
+def _is_token(c: str) -> bool:
+    """An RFC 2045 token character: ASCII, not a control, not white space, not a tspecial."""
+    return c != "" and ord(c) < 0x7F and ord(c) >= 0x20 and c != " " and c not in _TSPECIALS
+
+
+class _HeaderLexer:
+    """The media type and parameters of a data URL, checked in the order (and with the messages) of the
+    Go lexer Ignition uses (github.com/vincent-petithory/dataurl): ``data:[type/subtype][;attr=value]*
+    [;base64],``. ``""`` stands for the end of the input."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.pos = 0
+        self.base64 = False
+
+    def next(self) -> str:
+        if self.pos >= len(self.text):
+            return ""
+        c = self.text[self.pos]
+        self.pos += 1
+        return c
+
+    def run(self) -> int:
+        """Lex up to the comma before the data; return the data's offset. Raises ValueError."""
+        c = self.next()
+        if c == ";":
+            return self.parameter()
+        if c == ",":
+            return self.pos
+        if c == "":
+            raise ValueError("missing comma before data")
+        if c in "xX":
+            if self.next() == "-":
+                return self.media_type(x_token=True)
+            return self.media_type(x_token=False)
+        if _is_token(c):
+            return self.media_type(x_token=False)
+        raise ValueError("invalid character after data prefix")
+
+    def media_type(self, *, x_token: bool) -> int:
+        while True:
+            c = self.next()
+            if c == "/":
+                typ = self.text[: self.pos - 1]
+                if not x_token and not typ.startswith(_DISCRETE_TYPES):
+                    raise ValueError("invalid media type")
+                return self.subtype()
+            if c == "":
+                raise ValueError("missing media type slash")
+            if not _is_token(c):
+                raise ValueError("invalid character for media type")
+
+    def subtype(self) -> int:
+        while True:
+            c = self.next()
+            if c == ";":
+                return self.parameter()
+            if c == ",":
+                return self.pos
+            if c == "":
+                raise ValueError("incomplete media type")
+            if not _is_token(c):
+                raise ValueError("invalid character for media subtype")
+
+    def parameter(self) -> int:
+        start = self.pos
+        c = self.next()
+        if c in ("", "=", ","):
+            raise ValueError("unterminated parameter sequence")
+        if not _is_token(c):
+            raise ValueError("invalid character for parameter attribute")
+        while True:
+            c = self.next()
+            if c == "=":
+                return self.value()
+            if c == ",":
+                attr = self.text[start : self.pos - 1]
+                if attr != "base64":
+                    raise ValueError(f"expected base64, got {attr}")
+                self.base64 = True
+                return self.pos
+            if c == "":
+                raise ValueError("unterminated parameter sequence")
+            if not _is_token(c):
+                raise ValueError("invalid character for parameter attribute")
+
+    def value(self) -> int:
+        c = self.next()
+        if c == '"':
+            while True:
+                c = self.next()
+                if c == "":
+                    raise ValueError("unclosed quoted string")
+                if c == "\\":
+                    if self.next() > "\x7f":
+                        raise ValueError("invalid escaped character")
+                    continue
+                if c == '"':
+                    return self.after_value()
+                if c > "\x7f":
+                    raise ValueError("invalid character for parameter value")
+        if c == "":
+            raise ValueError("missing comma before data")
+        if not _is_token(c):
+            raise ValueError("invalid character for parameter value")
+        while True:
+            c = self.next()
+            if c in (";", ","):
+                self.pos -= 1
+                return self.after_value()
+            if c == "":
+                raise ValueError("missing comma before data")
+            if not _is_token(c):
+                raise ValueError("invalid character for parameter value")
+
+    def after_value(self) -> int:
+        c = self.next()
+        if c == ";":
+            return self.parameter()
+        if c == ",":
+            return self.pos
+        if c == "":
+            raise ValueError("missing comma before data")
+        raise ValueError("expected semicolon or comma")
+
+
 def decode_data_url(url: str) -> bytes:
     """Decode an RFC 2397 ``data:`` URL as Ignition does; raise ValueError with Ignition's message."""
     if not url.startswith("data:"):
         raise ValueError("missing data prefix")
-    rest = url[5:]
-    comma = rest.find(",")
-    if comma < 0:
-        raise ValueError("missing comma")
-    header, data = rest[:comma], rest[comma + 1 :]
-    params = header.split(";")
-    mediatype, params = params[0], params[1:]
-    if mediatype:
-        if "/" not in mediatype:
-            raise ValueError("missing media type slash")
-        typ, _, sub = mediatype.partition("/")
-        if not _TOKEN.match(typ) or not _TOKEN.match(sub):
-            raise ValueError("invalid media type")
-    is_base64 = False
-    for i, p in enumerate(params):
-        if p == "base64" and i == len(params) - 1:
-            is_base64 = True
-            continue
-        attr, eq, value = p.partition("=")
-        if not eq or not _TOKEN.match(attr):
-            raise ValueError("invalid media type parameter")
+    lexer = _HeaderLexer(url[5:])
+    data = url[5 + lexer.run() :]
+    if lexer.base64:
+        if any(ch not in _BASE64_CHARS for ch in data):
+            raise ValueError("invalid data character")
+        try:
+            return base64.b64decode(data.replace("\n", ""), validate=True)
+        except binascii.Error as e:
+            raise ValueError(f"illegal base64 data: {e}") from None
     for ch in data:
         if ch not in _URIC:
             raise ValueError("invalid data character")
@@ -55,13 +173,7 @@ def decode_data_url(url: str) -> bytes:
             i += 3
         else:
             i += 1
-    raw = urllib.parse.unquote_to_bytes(data)
-    if is_base64:
-        try:
-            return base64.b64decode(raw, validate=True)
-        except binascii.Error as e:
-            raise ValueError(f"illegal base64 data: {e}") from None
-    return raw
+    return urllib.parse.unquote_to_bytes(data)
 
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*$")
