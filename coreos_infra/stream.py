@@ -29,8 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from coreos_infra.errors import InputError, Location
+from coreos_infra.errors import CoreosInfraError, InputError, Location
 from coreos_infra.fsutil import sha256_file, write_atomic
+from coreos_infra.safenames import safe_file_name
 
 DEFAULT_BASE_URL = "https://builds.coreos.fedoraproject.org"
 KNOWN_STREAMS = ("stable", "testing", "next")
@@ -115,8 +116,13 @@ class ArtifactRef:
 
     @property
     def name(self) -> str:
-        """The file name as published (last path component of the location)."""
-        return urllib.parse.unquote(posixpath.basename(urllib.parse.urlparse(self.location).path))
+        """The file name as published (last path component of the location, URL-decoded), checked to be a
+        plain file name: it becomes a local path (cache records, ``download -C DIR``, mirrors)."""
+        return safe_file_name(_location_name(self.location), what="artifact file name")
+
+
+def _location_name(location: str) -> str:
+    return urllib.parse.unquote(posixpath.basename(urllib.parse.urlparse(location).path))
 
 
 def _where(source: str, path: list[str]) -> Location:
@@ -160,6 +166,10 @@ def _artifact(obj: Any, source: str, path: list[str], base_url: str) -> Artifact
     if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
         raise StreamError("size must be a non-negative integer", _where(source, [*path, "size"]))
     unc = obj.get("uncompressed-sha256")
+    try:
+        safe_file_name(_location_name(location), what="artifact file name")
+    except CoreosInfraError as e:
+        raise StreamError(e.message, _where(source, [*path, "location"])) from None
     return ArtifactRef(
         location=relocate(location, source, base_url),
         sha256=sha256.lower() if isinstance(sha256, str) else None,

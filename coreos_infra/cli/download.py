@@ -19,6 +19,7 @@ from typing import IO, Any
 from coreos_infra.fetch import FetchOptions, fetch_artifacts, stream_base_url_default
 from coreos_infra.fsutil import CHUNK, atomic_output, copy_file_fast
 from coreos_infra.paths import cache_dir
+from coreos_infra.safenames import safe_file_name
 
 
 def register(sub: Any) -> None:
@@ -70,11 +71,13 @@ def run(args: argparse.Namespace) -> int:
     )
     args.directory.mkdir(parents=True, exist_ok=True)
     for role, path in got.files.items():
-        name = got.artifacts[role].name
+        # The stream metadata is unsigned: its names must stay inside the directory.
+        name = safe_file_name(got.artifacts[role].name, what=f"file name of the {role} artifact")
         with open(path, "rb") as src:
             unpacked = _decompressor(name, src) if args.decompress else None
             if unpacked is not None:
                 out_name, stream = unpacked
+                out_name = safe_file_name(out_name, what=f"file name of the {role} artifact")
                 with stream, atomic_output(args.directory / out_name) as out:
                     while chunk := stream.read(CHUNK):
                         out.write(chunk)
