@@ -462,3 +462,48 @@ def test_dhcp_dns_defaults_to_forwarders_without_dns_hosts(tmp_path):
     subnet = _load(tmp_path, site=site).site("t").dhcp.subnets[0]
     assert [str(a) for a in subnet.dns_servers] == ["10.1.0.1"]  # IPv4 forwarders only
     assert subnet.ntp_servers == ()
+
+
+# ------------------------------------------------------------------------------- YAML size limits
+
+
+def _alias_bomb(levels: int, width: int = 9, indent: str = "") -> str:
+    """``a0: &a0 [x, x, ...]``, ``a1: &a1 [*a0, *a0, ...]`` ...: ``width ** levels`` values expanded."""
+    lines = [f"{indent}a0: &a0 [{', '.join(['x'] * width)}]"]
+    for i in range(1, levels):
+        lines.append(f"{indent}a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * width)}]")
+    return "\n".join(lines) + "\n"
+
+
+def test_yaml_alias_bomb_is_refused_with_its_line() -> None:
+    from coreos_infra.recipes.yamlsrc import MAX_NODES, parse_yaml
+
+    text = "name: t\n" + _alias_bomb(9)  # 9 ** 9 = 387 million values when expanded
+    with pytest.raises(InputError) as e:
+        parse_yaml(text, "sites/t.yaml")
+    # 9 ** 6 > MAX_NODES >= 9 ** 5: the first list that expands too far is a5 on line 7
+    assert 9**5 < MAX_NODES < 9**6
+    assert str(e.value).startswith("sites/t.yaml:7:")
+    assert "aliases expand this value to more than" in str(e.value)
+    assert "recipes/README.md" in str(e.value)
+
+
+def test_yaml_recursive_alias_and_depth_are_refused() -> None:
+    from coreos_infra.recipes.yamlsrc import MAX_DEPTH, parse_yaml
+
+    with pytest.raises(InputError, match=r"^t.yaml:2:.*recursive YAML alias"):
+        parse_yaml("a: 1\nb: &x [1, *x]\n", "t.yaml").plain()
+    with pytest.raises(InputError, match=f"^t.yaml:.*nested more than {MAX_DEPTH} levels"):
+        parse_yaml("a: " + "[" * (MAX_DEPTH + 5) + "]" * (MAX_DEPTH + 5) + "\n", "t.yaml")
+    with pytest.raises(InputError, match=f"^t.yaml.*nested more than {MAX_DEPTH} levels"):
+        parse_yaml("a: " + "[" * 5000 + "]" * 5000 + "\n", "t.yaml")  # the composer itself recurses
+    # within the limits, shared anchors are fine
+    assert parse_yaml(_alias_bomb(4), "t.yaml").plain()["a3"][0][0][0] == ["x"] * 9
+
+
+def test_site_with_alias_bomb_fails_with_located_error(tmp_path: Path) -> None:
+    site = SITE + "description:\n" + _alias_bomb(7, indent="  ")
+    root = make_project(tmp_path, site=site)
+    with pytest.raises(InputError) as e:
+        load_project(root)
+    assert "recipes/sites/t.yaml:" in str(e.value) and "aliases expand" in str(e.value)

@@ -7,6 +7,11 @@ be reported as ``file:line:col: path: message``. :class:`Node` wraps one YAML no
 Scalars read as strings use the *source text* of plain scalars, so the YAML 1.1 traps do not bite:
 ``52:54:00:12:34:56`` (a base-60 integer for YAML 1.1) and ``22:30`` stay strings, ``no`` stays ``no``.
 Booleans and integers must be real YAML booleans and integers.
+
+Size limits (a site file is small; these only stop hostile or broken input early, with a located error):
+:data:`MAX_YAML_BYTES` of text, :data:`MAX_NODES` values after expanding aliases (``*anchor``; so nested
+aliases cannot balloon into billions of values), :data:`MAX_DEPTH` levels of nesting; recursive aliases are
+refused.
 """
 
 from __future__ import annotations
@@ -29,6 +34,11 @@ _BOOL = "tag:yaml.org,2002:bool"
 _NULL = "tag:yaml.org,2002:null"
 _FLOAT = "tag:yaml.org,2002:float"
 _MERGE = "tag:yaml.org,2002:merge"
+
+MAX_YAML_BYTES = 4 << 20  # text of one YAML document
+MAX_NODES = 200_000  # values (scalars, lists, mappings) after expanding aliases
+MAX_DEPTH = 100  # nesting of lists and mappings
+_LIMITS_HINT = "coreos-infra's YAML size limits are described in recipes/README.md"
 
 
 def _kind(node: yaml.Node) -> str:
@@ -226,6 +236,10 @@ def load_yaml(path: Path, display: str | None = None) -> Node:
     """Parse one YAML document from ``path``; syntax errors become InputErrors with a position."""
     name = display or str(path)
     try:
+        if path.stat().st_size > MAX_YAML_BYTES:
+            raise InputError(
+                f"YAML document larger than {MAX_YAML_BYTES >> 20} MiB", Location(name), hint=_LIMITS_HINT
+            )
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise InputError("file not found", Location(name)) from None
@@ -236,6 +250,10 @@ def load_yaml(path: Path, display: str | None = None) -> Node:
 
 def parse_yaml(text: str, name: str, *, fast: bool = False) -> Node:
     """Compose ``text``; ``fast`` uses libyaml when present (terser syntax error messages)."""
+    if len(text) > MAX_YAML_BYTES:
+        raise InputError(
+            f"YAML document larger than {MAX_YAML_BYTES >> 20} MiB", Location(name), hint=_LIMITS_HINT
+        )
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader) if fast else yaml.SafeLoader
     try:
         node = yaml.compose(text, Loader=loader)
@@ -246,7 +264,56 @@ def parse_yaml(text: str, name: str, *, fast: bool = False) -> Node:
         raise InputError(f"YAML syntax error: {problem}", loc) from None
     except yaml.YAMLError as e:
         raise InputError(f"YAML error: {e}", Location(name)) from None
+    except RecursionError:
+        raise InputError(
+            f"YAML nested more than {MAX_DEPTH} levels deep", Location(name), hint=_LIMITS_HINT
+        ) from None
     if node is None:
         mark = yaml.Mark(name, 0, 0, 0, "", 0)
         node = ScalarNode(_NULL, "", mark, mark)
+    check_expanded_size(node, name)
     return Node(node, name, "")
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, MappingNode):
+        return [n for pair in node.value for n in pair]
+    if isinstance(node, SequenceNode):
+        return list(node.value)
+    return []
+
+
+def check_expanded_size(root: yaml.Node, name: str) -> None:
+    """Refuse a document whose aliases expand to more than :data:`MAX_NODES` values, that nests deeper
+    than :data:`MAX_DEPTH` or that has a recursive alias. Linear in the composed (unexpanded) size."""
+
+    def fail(node: yaml.Node, message: str) -> InputError:
+        mark = node.start_mark
+        return InputError(message, Location(name, None, mark.line + 1, mark.column + 1), hint=_LIMITS_HINT)
+
+    sizes: dict[int, int] = {}  # id(node) -> values in its expansion
+    ancestors: set[int] = set()
+    stack: list[tuple[yaml.Node, bool, int]] = [(root, False, 0)]
+    while stack:
+        node, finished, depth = stack.pop()
+        key = id(node)
+        if finished:
+            ancestors.discard(key)
+            total = 1 + sum(sizes[id(c)] for c in _children(node))
+            if total > MAX_NODES:
+                raise fail(
+                    node,
+                    f"YAML aliases expand this value to more than {MAX_NODES} values "
+                    "(nested *aliases, an alias bomb?)",
+                )
+            sizes[key] = total
+            continue
+        if key in sizes:
+            continue
+        if key in ancestors:
+            raise fail(node, "recursive YAML alias (a value that contains itself)")
+        if depth > MAX_DEPTH:
+            raise fail(node, f"YAML nested more than {MAX_DEPTH} levels deep")
+        ancestors.add(key)
+        stack.append((node, True, depth))
+        stack.extend((c, False, depth + 1) for c in _children(node) if id(c) not in sizes)
