@@ -154,12 +154,18 @@ def fetch_firmware(
             hint="fix the recipe or remove the stale lock entry on purpose",
         )
     expected = spec.sha256 or locked
+    pinned_by = None
+    if spec.sha256:
+        pinned_by = "the recipe's firmware.sha256"
+    elif locked:
+        pinned_by = f'the entry "{url}" of {lock_path}'
     store = cache_dir / "firmware" / "sha256"
     if expected:
         cached = store / f"{expected}.zip"
         if cached.exists():
             actual = sha256_file(cached)
             if actual == expected:
+                _validate(cached, url, pinned_by, lock_path)
                 _record(lock_path, lock, url, spec.version, expected)
                 return cached, expected
             LOG.warning("cached firmware %s is corrupt (sha256 %s); downloading again", cached, actual)
@@ -173,6 +179,8 @@ def fetch_firmware(
                 f"{url}: sha256 {digest} does not match the pinned {expected}",
                 hint="the release asset changed or the download was tampered with; nothing was used",
             )
+        # validated before it is cached or pinned: a bad download must not become the pinned version
+        _validate(partial, url, pinned_by, lock_path)
         final = store / f"{digest}.zip"
         os.replace(partial, final)
     finally:
@@ -182,6 +190,23 @@ def fetch_firmware(
         LOG.warning("firmware %s pinned on first use: sha256 %s recorded in %s", url, digest, lock_path)
     _record(lock_path, lock, url, spec.version, digest)
     return final, digest
+
+
+def _validate(path: Path, url: str, pinned_by: str | None, lock_path: Path) -> None:
+    """Refuse a zip that is not a usable firmware archive, saying what to do about a pinned one."""
+    try:
+        read_firmware_zip(path, name=url)
+    except FirmwareError as e:
+        if pinned_by is None:
+            hint = f"nothing was cached or pinned in {lock_path}; check the firmware URL"
+        elif pinned_by.startswith("the entry"):
+            hint = (
+                f"it is pinned by {pinned_by}: remove that entry (and check the URL) to pin a new "
+                "download on the next build"
+            )
+        else:
+            hint = f"it is pinned by {pinned_by}: fix the pin (and check the URL)"
+        raise FirmwareError(e.message, hint=hint) from None
 
 
 def _record(lock_path: Path, lock: dict[str, dict[str, str]], url: str, version: str, digest: str) -> None:
@@ -214,9 +239,11 @@ def _check_name(name: str, where: str) -> str:
     return "/".join(clean)
 
 
-def read_firmware_zip(path: Path) -> list[FirmwareFile]:
-    """Validate and read every regular file of a firmware zip (nothing is written anywhere)."""
-    where = str(path)
+def read_firmware_zip(path: Path, *, name: str | None = None) -> list[FirmwareFile]:
+    """Validate and read every regular file of a firmware zip (nothing is written anywhere).
+
+    ``name`` is what errors call the archive (default: its path)."""
+    where = name or str(path)
     try:
         zf = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as e:
@@ -228,7 +255,8 @@ def read_firmware_zip(path: Path) -> list[FirmwareFile]:
         for info in zf.infolist():
             name = _check_name(info.filename, where)
             mode = info.external_attr >> 16
-            if info.create_system == 3 and mode:
+            # Only the file-type bits say what an entry is; some zip writers store just permissions.
+            if info.create_system == 3 and stat.S_IFMT(mode):
                 if stat.S_ISLNK(mode):
                     raise FirmwareError(f"{where}: entry {info.filename!r} is a symbolic link (refusing)")
                 if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):

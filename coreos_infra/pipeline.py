@@ -126,6 +126,11 @@ def build(plan: BuildPlan, project: Project | None = None) -> BuildOutcome:
     firmware_version = (
         str((options.get("firmware") or {}).get("version", "")) if recipe.kind == "rpi4" else ""
     )
+    firmware_sha256 = ""
+    if recipe.kind == "rpi4":  # the build ID covers the archive, not only its version
+        from coreos_infra.targets.rpi4 import resolve_firmware
+
+        firmware_sha256 = resolve_firmware(recipe.name, options, plan.cache_dir)[2]
     with step(f"Rendering {plan.target} for site {plan.site or '(default)'} host {plan.host or '(none)'}"):
         rendered = render(
             project,
@@ -134,6 +139,7 @@ def build(plan: BuildPlan, project: Project | None = None) -> BuildOutcome:
             host=plan.host,
             base_release=fetched.release,
             firmware_version=firmware_version,
+            firmware_sha256=firmware_sha256,
         )
     LOG.info("  build ID %s", rendered.build_id)
     base = {

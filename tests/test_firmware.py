@@ -3,6 +3,7 @@ config.txt, the RamLimitTo3GB variable, install into a FAT ESP."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from collections.abc import Iterator
@@ -211,3 +212,57 @@ def test_install_into_esp(tmp_path: Path) -> None:
     assert inst2.config_txt == firmware_files()["config.txt"].decode()
     with pytest.raises(firmware.FirmwareError, match="armstub must stay RPI_EFI.fd"):
         firmware.install_firmware(z, "ab" * 32, "v1.50", fat, config_txt={"armstub": "u-boot.bin"})
+
+
+def test_invalid_download_is_neither_cached_nor_pinned(server: LoopbackServer, tmp_path: Path) -> None:
+    (server.root / "login.zip").write_bytes(b"<html>please log in</html>\n")
+    url = f"{server.url}/login.zip"
+    lock, cache = tmp_path / "firmware.lock", tmp_path / "cache"
+    with pytest.raises(firmware.FirmwareError, match="not a valid zip archive") as e:
+        firmware.fetch_firmware(firmware.FirmwareSpec("v1.50", url=url), cache, lock)
+    assert str(e.value).startswith(url)
+    assert "nothing was cached or pinned" in str(e.value)
+    assert not lock.exists()
+    assert list((cache / "firmware" / "sha256").iterdir()) == []
+    # once the URL serves the real archive, it is pinned as usual
+    (server.root / "login.zip").write_bytes(make_zip(firmware_files()))
+    _, digest = firmware.fetch_firmware(firmware.FirmwareSpec("v1.50", url=url), cache, lock)
+    assert firmware.read_lock(lock)[url]["sha256"] == digest
+
+
+def test_pinned_bad_archive_names_the_lock_entry(server: LoopbackServer, tmp_path: Path) -> None:
+    # a lock written before archives were validated pins a file that is not firmware
+    bad = make_zip({"README": b"not firmware"})
+    (server.root / "bad.zip").write_bytes(bad)
+    url = f"{server.url}/bad.zip"
+    lock, cache = tmp_path / "firmware.lock", tmp_path / "cache"
+    digest = hashlib.sha256(bad).hexdigest()
+    lock.write_text(json.dumps({"firmware": {url: {"version": "v1.50", "sha256": digest}}}))
+    for cached in (False, True):
+        if cached:
+            (cache / "firmware" / "sha256").mkdir(parents=True, exist_ok=True)
+            (cache / "firmware" / "sha256" / f"{digest}.zip").write_bytes(bad)
+        with pytest.raises(firmware.FirmwareError, match="missing RPI_EFI.fd") as e:
+            firmware.fetch_firmware(firmware.FirmwareSpec("v1.50", url=url), cache, lock)
+        assert f'the entry "{url}" of {lock}: remove that entry' in str(e.value)
+    with pytest.raises(firmware.FirmwareError, match="fix the pin"):
+        firmware.fetch_firmware(
+            firmware.FirmwareSpec("v1.50", url=url, sha256=digest), tmp_path / "c2", lock
+        )
+
+
+def test_entries_without_file_type_bits_are_regular_files(tmp_path: Path) -> None:
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in firmware_files().items():
+            info = zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0))
+            info.create_system = 3  # Unix, but only permission bits (as some zip writers store them)
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, data)
+    z = tmp_path / "fw.zip"
+    z.write_bytes(buf.getvalue())
+    names = {f.path for f in firmware.read_firmware_zip(z)}
+    assert set(firmware.REQUIRED_FILES) <= names

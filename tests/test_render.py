@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from recipes_testlib import REPO, SITE, add_overlay, ign_files, ign_text, make_project
+from recipes_testlib import REPO, SITE, TARGET, add_overlay, ign_files, ign_text, make_project
 
 from coreos_infra import ignition
 from coreos_infra.errors import CoreosInfraError, InputError
@@ -548,3 +548,36 @@ def test_invoke_render_all(tmp_path):
     assert len(written) == len(lines)
     expected = render(SHIPPED, target="rpi4", site="lab", host="dhcp1")
     assert (root / "artifacts/render/lab/dhcp1/rpi4/lab-dhcp1-rpi4.ign").read_bytes() == expected.ignition
+
+
+LINKED = "storage:\n  files:\n    - path: /etc/linked.conf\n      contents:\n        local: conf/x.conf\n"
+
+
+def test_build_id_follows_symlinked_directories_in_files(tmp_path):
+    """An edit behind a symlinked directory in files/ changes the Ignition and so must change the ID."""
+    root = make_project(tmp_path / "p", target=TARGET + "  - linked\n")
+    d = add_overlay(root, "linked", LINKED)
+    (d / "shared").mkdir()
+    (d / "shared" / "x.conf").write_text("one\n")
+    (d / "files").mkdir()
+    os.symlink("../shared", d / "files" / "conf")
+    os.symlink("..", d / "files" / "loop")  # a cycle is walked once
+    first = render(load_project(root), target="t", site="t", host="a")
+    assert ign_text(first.ignition, "/etc/linked.conf") == "one\n"
+    hashed = json.loads(first.identity)["overlays"]["linked"]
+    assert "files/conf/x.conf" in hashed  # hashed under the path the render reads
+    (d / "shared" / "x.conf").write_text("two\n")
+    second = render(load_project(root), target="t", site="t", host="a")
+    assert ign_text(second.ignition, "/etc/linked.conf") == "two\n"
+    assert second.build_id != first.build_id
+
+
+def test_symlink_escaping_the_overlay_is_refused(tmp_path):
+    root = make_project(tmp_path / "p", target=TARGET + "  - linked\n")
+    d = add_overlay(root, "linked", LINKED)
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "x.conf").write_text("one\n")
+    (d / "files").mkdir()
+    os.symlink(tmp_path / "elsewhere", d / "files" / "conf")
+    with pytest.raises(InputError, match="files/conf: symbolic link to .* leads outside the overlay linked"):
+        render(load_project(root), target="t", site="t", host="a")

@@ -2,8 +2,9 @@
 
 The canonical form is compact JSON with sorted keys of: the site and target models (as data, so comments
 and key order in the YAML do not matter; file system locations are left out), the host name, every file
-of every overlay used (relative path and SHA-256), the base image release, the firmware version, the
-builder version and its errata list, and a salted digest of any secret file the render reads.
+of every overlay used (relative path and SHA-256, following symlinked directories: what the render can
+read), the base image release, the firmware version and the SHA-256 of its archive, the builder version
+and its errata list, and a salted digest of any secret file the render reads.
 Same inputs, same ID; any change to one of them, a new ID.
 """
 
@@ -64,6 +65,7 @@ def build_identity(
     overlays: Iterable[Overlay],
     base_release: str,
     firmware_version: str,
+    firmware_sha256: str = "",
     secrets: Iterable[bytes] = (),
     extra: dict[str, Any] | None = None,
 ) -> tuple[str, bytes]:
@@ -77,6 +79,7 @@ def build_identity(
         "overlays": {o.name: overlay_digest(o) for o in overlays},
         "base_release": base_release,
         "firmware_version": firmware_version,
+        "firmware_sha256": firmware_sha256,
         "secrets": [hashlib.sha256(b"coreos-infra build identity\0" + s).hexdigest() for s in secrets],
         "extra": canonical(extra or {}),
     }

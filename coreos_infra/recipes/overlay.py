@@ -22,6 +22,7 @@ Layout of an overlay directory:
 from __future__ import annotations
 
 import json
+import os
 import traceback
 from collections.abc import Mapping
 from pathlib import Path
@@ -204,9 +205,32 @@ def _template_location(exc: BaseException, overlay: Overlay, display_dir: str) -
 
 
 def overlay_files(overlay: Overlay) -> list[Path]:
-    """Every file that belongs to the overlay (for the build identity), sorted."""
+    """Every file that belongs to the overlay (for the build identity), sorted: what a render can read.
+
+    Symlinked directories (say ``files/conf -> ../shared-conf``) are followed, as the Butane ``local``
+    reads and the template loader follow them; a link that leads outside the overlay is refused."""
+    root = overlay.path.resolve()
+
+    def inside(p: Path) -> Path:
+        if not p.resolve().is_relative_to(root):
+            raise InputError(
+                f"symbolic link to {p.resolve()} leads outside the overlay {overlay.name}",
+                Location(str(p)),
+                hint="overlay files must live inside the overlay directory",
+            )
+        return p
+
     out = []
-    for p in sorted(overlay.path.rglob("*")):
-        if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc":
-            out.append(p)
-    return out
+    for dirpath, dirnames, filenames in os.walk(overlay.path, followlinks=True):
+        directory = inside(Path(dirpath))
+        rel = directory.relative_to(overlay.path)
+        ancestors = {(overlay.path / rel.parents[i]).resolve() for i in range(len(rel.parts))}
+        if directory.resolve() in ancestors:  # a link back up (files/loop -> ..): walked once
+            dirnames[:] = []
+            continue
+        dirnames[:] = [d for d in dirnames if d != "__pycache__"]
+        for name in filenames:
+            p = directory / name
+            if p.suffix != ".pyc" and p.is_file():
+                out.append(inside(p))
+    return sorted(out)

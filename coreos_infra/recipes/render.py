@@ -290,6 +290,7 @@ def render_butane(
     host: str | None = None,
     base_release: str = "",
     firmware_version: str = "",
+    firmware_sha256: str = "",
     extra_ssh_keys: Sequence[str] = (),
 ) -> ButaneRender:
     """Everything up to the merged Butane (no translation): for ``render`` and for tests."""
@@ -316,6 +317,7 @@ def render_butane(
         overlays=overlays,
         base_release=base_release,
         firmware_version=firmware_version,
+        firmware_sha256=firmware_sha256,
         secrets=[v.encode() for _, v in sorted(secrets.items())],
         extra={"butane": [BUTANE_VARIANT, BUTANE_VERSION], "extra_ssh_keys": list(extra_ssh_keys)},
     )
@@ -395,13 +397,15 @@ def render(
     host: str | None = None,
     base_release: str = "",
     firmware_version: str = "",
+    firmware_sha256: str = "",
     extra_ssh_keys: Sequence[str] = (),
 ) -> Rendered:
     """Render (site, target[, host]) into Butane text, compact Ignition JSON and the build ID.
 
-    ``base_release`` and ``firmware_version`` are what the build will use (they are part of the build
-    ID; fetching them is the caller's job). ``extra_ssh_keys`` go to the ``core`` user (boot tests use
-    this to log in with a throw-away key); they are part of the build ID too.
+    ``base_release``, ``firmware_version`` and ``firmware_sha256`` (of the firmware archive) are what the
+    build will use (they are part of the build ID; fetching them is the caller's job). ``extra_ssh_keys``
+    go to the ``core`` user (boot tests use this to log in with a throw-away key); they are part of the
+    build ID too.
     """
     b = render_butane(
         project,
@@ -410,6 +414,7 @@ def render(
         host=host,
         base_release=base_release,
         firmware_version=firmware_version,
+        firmware_sha256=firmware_sha256,
         extra_ssh_keys=extra_ssh_keys,
     )
     from coreos_infra import butane, ignition

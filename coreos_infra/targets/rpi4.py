@@ -22,33 +22,38 @@ from coreos_infra.build import BuildRequest, BuildResult
 from coreos_infra.disk.fat import FatImage
 from coreos_infra.disk.options import COMMON_KEYS, base_disk, check_keys, option_error, parse_raw_options
 from coreos_infra.disk.rawimage import build_raw_image
+from coreos_infra.errors import InputError, Location
 from coreos_infra.paths import project_root
 
 KEYS = (*COMMON_KEYS, "firmware", "firmware_lock", "config_txt", "ram_limit_3gb")
 
 
-def parse_firmware(req: BuildRequest) -> firmware.FirmwareSpec:
-    fw = req.options.get("firmware") or {}
+def _option_error(target: str, key: str, message: str) -> InputError:
+    return InputError(message, Location(file=f"recipe {target}", path=f"options.{key}"))
+
+
+def parse_firmware(options: Mapping[str, Any], target: str) -> firmware.FirmwareSpec:
+    fw = options.get("firmware") or {}
     if not isinstance(fw, Mapping):
-        raise option_error(req, "firmware", "must be a map with version, url and optional sha256")
+        raise _option_error(target, "firmware", "must be a map with version, url and optional sha256")
     for key in fw:
         if key not in ("version", "url", "sha256"):
-            raise option_error(req, f"firmware.{key}", "unknown key; expected version, url, sha256")
+            raise _option_error(target, f"firmware.{key}", "unknown key; expected version, url, sha256")
     values: dict[str, Any] = {}
     for key in ("version", "url", "sha256"):
         if key in fw and fw[key] is not None:
             if not isinstance(fw[key], str) or not fw[key]:
-                raise option_error(req, f"firmware.{key}", "must be a non-empty string")
+                raise _option_error(target, f"firmware.{key}", "must be a non-empty string")
             values[key] = fw[key]
     if "version" in values and not values["version"].replace(".", "").replace("v", "").isdigit():
-        raise option_error(
-            req, "firmware.version", f"{values['version']!r} does not look like a release tag (v1.50)"
+        raise _option_error(
+            target, "firmware.version", f"{values['version']!r} does not look like a release tag (v1.50)"
         )
     if "url" in values and not values["url"].startswith(("https://", "http://", "file://")):
-        raise option_error(req, "firmware.url", "must be an http(s):// or file:// URL")
+        raise _option_error(target, "firmware.url", "must be an http(s):// or file:// URL")
     sha = values.get("sha256")
     if sha is not None and (len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha)):
-        raise option_error(req, "firmware.sha256", "must be 64 lowercase hex digits")
+        raise _option_error(target, "firmware.sha256", "must be 64 lowercase hex digits")
     return firmware.FirmwareSpec(**values)
 
 
@@ -74,22 +79,33 @@ def parse_config_txt(req: BuildRequest) -> Mapping[str, Any] | str | None:
     return value
 
 
+def resolve_firmware(
+    target: str, options: Mapping[str, Any], cache_dir: Path
+) -> tuple[firmware.FirmwareSpec, Path, str]:
+    """The firmware an rpi4 recipe's ``options`` ask for: (spec, verified cached zip, its sha256).
+
+    The pipeline calls this before rendering, so that the build ID covers the firmware's sha256 (the same
+    version from another URL is another build)."""
+    spec = parse_firmware(options, target)
+    lock_opt = options.get("firmware_lock")
+    if lock_opt is not None and not isinstance(lock_opt, str):
+        raise _option_error(target, "firmware_lock", "must be a path")
+    lock = Path(lock_opt) if lock_opt else project_root() / "recipes" / "firmware.lock"
+    zip_path, zip_sha = firmware.fetch_firmware(spec, cache_dir, lock)
+    return spec, zip_path, zip_sha
+
+
 def build(req: BuildRequest) -> BuildResult:
     check_keys(req, KEYS)
     if req.arch != "aarch64":
         raise option_error(req, "arch", f"the Raspberry Pi 4 is aarch64, not {req.arch}")
     opts = parse_raw_options(req)
-    spec = parse_firmware(req)
     config_txt = parse_config_txt(req)
     ram = req.options.get("ram_limit_3gb")
     if ram is not None and not isinstance(ram, bool):
         raise option_error(req, "ram_limit_3gb", f"must be true or false, not {ram!r}")
-    lock_opt = req.options.get("firmware_lock")
-    if lock_opt is not None and not isinstance(lock_opt, str):
-        raise option_error(req, "firmware_lock", "must be a path")
-    lock = Path(lock_opt) if lock_opt else project_root() / "recipes" / "firmware.lock"
-    zip_path, zip_sha = firmware.fetch_firmware(spec, req.cache_dir, lock)
-    firmware.read_firmware_zip(zip_path)  # refuse a bad archive before any image work
+    # verified against the lock and validated as a firmware archive before any image work
+    spec, zip_path, zip_sha = resolve_firmware(req.target, req.options, req.cache_dir)
 
     def esp_hook(esp: FatImage) -> dict[str, Any]:
         inst = firmware.install_firmware(zip_path, zip_sha, spec.version, esp, config_txt=config_txt,
