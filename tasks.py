@@ -321,6 +321,16 @@ def _source(offline: bool, stream_base_url: str, keyring: str, insecure: bool, f
     from coreos_infra.pipeline import Source, offline_source
 
     if offline:
+        given = [f"--{n}" for n, v in (("stream-base-url", stream_base_url), ("keyring", keyring),
+                                       ("firmware-url", firmware_url)) if v]  # fmt: skip
+        if given:
+            from coreos_infra.errors import CoreosInfraError
+
+            raise CoreosInfraError(
+                f"--offline uses the built-in fixture mirror and its key; it cannot be combined with "
+                f"{', '.join(given)}",
+                hint="drop --offline to use your own mirror, or drop the other options",
+            )
         return offline_source()
     return Source(
         base_url=stream_base_url or stream_base_url_default(),

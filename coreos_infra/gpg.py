@@ -164,6 +164,20 @@ def build_keyring(
                     f"expected exactly {pin.fingerprint}",
                     hint="the shipped key file is damaged or was replaced; reinstall coreos-infra",
                 )
+        for f in extra_files:  # one at a time, so that a bad file is named alone
+            try:
+                found = _primary_fingerprints(
+                    _gpg(home, "--with-colons", "--import-options", "show-only", "--import", f)
+                )
+            except CoreosInfraError:
+                found = []
+            if not found:
+                raise InputError(
+                    "not an OpenPGP public key file (gpg found no key in it)",
+                    Location(file=str(f)),
+                    hint="--keyring takes a key file (.asc, .gpg, .pgp, .pub, .key; e.g. from "
+                    "`gpg --export --armor KEYID`) or a directory of them",
+                )
         files = [p.path for p in pins] + extra_files
         if files:
             try:

@@ -149,6 +149,12 @@ def test_keyring_dir_and_errors(tmp_path: Path) -> None:
         gpg.build_keyring(tmp_path / "k.gpg", pinned=[], extra=[keys])
     with pytest.raises(InputError, match="does not exist"):
         gpg.build_keyring(tmp_path / "k.gpg", pinned=[], extra=[tmp_path / "missing.asc"])
+    for garbage in (b"garbage\n", bytes(range(256)) * 3):
+        (tmp_path / "bad.asc").write_bytes(garbage)
+        with pytest.raises(InputError) as e:
+            gpg.build_keyring(tmp_path / "k.gpg", extra=[tmp_path / "bad.asc"])
+        assert str(e.value).startswith(f"{tmp_path / 'bad.asc'}: not an OpenPGP public key file")
+        assert "fedora" not in str(e.value) and "command failed" not in str(e.value)
     shutil.copy(VERIFY / "test-key.pub.asc", keys / "snakeoil.asc")
     (keys / "README").write_text("not a key, ignored\n")
     kr = gpg.build_keyring(tmp_path / "k.gpg", extra=[keys])

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from invoke import Task
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,3 +48,14 @@ def test_invoke_list_shows_every_task() -> None:
         "bench",
     ):
         assert f"  {name} " in r.stdout
+
+
+@pytest.mark.parametrize("option", ["--stream-base-url=http://mirror.example", "--keyring=keys.asc",
+                                    "--firmware-url=http://mirror.example/fw"])  # fmt: skip
+def test_offline_refuses_mirror_options(option: str) -> None:
+    r = subprocess.run([sys.executable, "-m", "invoke", "build", "--offline", "--target", "usb", option],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert r.returncode == 1, r.stdout + r.stderr
+    flag = option.split("=")[0]
+    assert f"--offline uses the built-in fixture mirror and its key; it cannot be combined with {flag}" in r.stderr
+    assert "Traceback" not in r.stderr
