@@ -57,5 +57,8 @@ def test_offline_refuses_mirror_options(option: str) -> None:
                        cwd=ROOT, capture_output=True, text=True, timeout=300)  # fmt: skip
     assert r.returncode == 1, r.stdout + r.stderr
     flag = option.split("=")[0]
-    assert f"--offline uses the built-in fixture mirror and its key; it cannot be combined with {flag}" in r.stderr
+    assert (
+        f"--offline uses the built-in fixture mirror and its key; it cannot be combined with {flag}"
+        in r.stderr
+    )
     assert "Traceback" not in r.stderr
