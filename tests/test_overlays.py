@@ -541,3 +541,22 @@ def test_zincati_toml_parses():
         (window,) = doc["updates"]["periodic"]["window"]
         assert set(window) == {"days", "start_time", "length_minutes"}
         assert window["length_minutes"] == 60 and window["start_time"] == "03:00"
+
+
+def test_zone_txt_values_with_backslashes_stay_terminated(tmp_path):
+    import dns.rdatatype
+    import dns.zone
+
+    root = make_project(tmp_path / "p", copy_recipes=True)
+    site = root / "recipes" / "sites" / "lab.yaml"
+    old = '{name: "@", type: TXT, value: "coreos-infra lab"}'
+    assert old in site.read_text()
+    new = old + "\n        - {name: t1, type: TXT, value: 'ends with\\'}\n        - {name: t2, type: TXT, value: 'a\\b'}"
+    site.write_text(site.read_text().replace(old, new))
+    text = ign_text(
+        render(load_project(root), target="metal", site="lab", host="dns1").ignition,
+        "/etc/coredns/zones/db.lab.example",
+    )
+    zone = dns.zone.from_text(text, origin="lab.example.", relativize=False, check_origin=True)
+    assert zone.find_rdataset("t1.lab.example.", dns.rdatatype.TXT)[0].strings == (b"ends with\\",)
+    assert zone.find_rdataset("t2.lab.example.", dns.rdatatype.TXT)[0].strings == (b"a\\b",)
