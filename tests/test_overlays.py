@@ -551,7 +551,8 @@ def test_zone_txt_values_with_backslashes_stay_terminated(tmp_path):
     site = root / "recipes" / "sites" / "lab.yaml"
     old = '{name: "@", type: TXT, value: "coreos-infra lab"}'
     assert old in site.read_text()
-    new = old + "\n        - {name: t1, type: TXT, value: 'ends with\\'}\n        - {name: t2, type: TXT, value: 'a\\b'}"
+    records = ["{name: t1, type: TXT, value: 'ends with\\'}", "{name: t2, type: TXT, value: 'a\\b'}"]
+    new = old + "".join(f"\n        - {r}" for r in records)
     site.write_text(site.read_text().replace(old, new))
     text = ign_text(
         render(load_project(root), target="metal", site="lab", host="dns1").ignition,
