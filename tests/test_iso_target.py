@@ -136,3 +136,29 @@ def test_base_must_be_a_coreos_iso(tmp_path: Path) -> None:
     with pytest.raises(CoreosInfraError, match="lack the live ISO"):
         iso_target.build(request(tmp_path / "missing.iso", tmp_path, dest_device="/dev/sda"))
     assert not list(tmp_path.glob("lab-*"))
+
+
+@pytest.mark.parametrize("mode", ["install", "live"])
+def test_oversized_ignition_names_the_build_and_leaves_no_output_dir(
+    base_iso: Path, tmp_path: Path, mode: str
+) -> None:
+    import random
+
+    data = random.Random(1).randbytes(300_000).hex()  # incompressible: cannot fit 256 KiB
+    config = json.dumps(
+        {
+            "ignition": {"version": "3.4.0"},
+            "storage": {"files": [{"path": "/x", "contents": {"source": "data:," + data}}]},
+        }
+    ).encode()
+    out = tmp_path / "build" / "usb" / "lab-dns1-usb"
+    out.mkdir(parents=True)  # the pipeline creates it before calling the builder
+    options = {"mode": mode, **({"dest_device": "/dev/vda"} if mode == "install" else {})}
+    req = dataclasses.replace(request(base_iso, out, **options), ignition=config)
+    with pytest.raises(CoreosInfraError) as e:
+        load_builder("iso")(req)
+    assert str(e.value).startswith(
+        f"usb build lab-dns1-usb: the Ignition config ({len(config)} bytes) does not fit"
+    )
+    assert "too large" in str(e.value)
+    assert not out.exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 
 from coreos_infra import boottest, pipeline, qemu
 from coreos_infra.fixtures import FixtureMirror
+from coreos_infra.fixtures.firmware import firmware_files, make_zip
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -60,6 +62,66 @@ def test_different_host_different_build_id(tmp_path: Path, source: pipeline.Sour
     b = pipeline.build(_plan(tmp_path, source, "pxe", "dns2"))
     assert a.rendered.build_id != b.rendered.build_id
     assert a.meta_path.parent != b.meta_path.parent
+
+
+@pytest.mark.slow
+def test_firmware_archive_is_part_of_the_build_id(tmp_path: Path, fixture_mirror: FixtureMirror) -> None:
+    """The same firmware version from another --firmware-url is another build, not "up to date"."""
+    zips = {}
+    for tag, extra in (("a", {}), ("b", {"Readme.md": b"another build of the same version\n"})):
+        d = tmp_path / f"fw-{tag}"
+        d.mkdir()
+        zips[tag] = make_zip({**firmware_files("v1.50"), **extra})
+        (d / "RPi4_UEFI_Firmware_v1.50.zip").write_bytes(zips[tag])
+
+    def source(tag: str) -> pipeline.Source:
+        return pipeline.Source(
+            base_url=fixture_mirror.base_url, keyring=fixture_mirror.keyring, bundled_keys=False,
+            firmware_url=(tmp_path / f"fw-{tag}").as_uri(),
+        )  # fmt: skip
+
+    a = pipeline.build(_plan(tmp_path, source("a"), "rpi4"))
+    b = pipeline.build(_plan(tmp_path, source("b"), "rpi4"))
+    assert not b.cached and a.rendered.build_id != b.rendered.build_id
+    assert b.meta["firmware"]["sha256"] == hashlib.sha256(zips["b"]).hexdigest()
+    assert b.meta["build_id"] == b.rendered.build_id
+    assert pipeline.build(_plan(tmp_path, source("b"), "rpi4")).cached
+
+
+def _protected(path: Path, top: Path) -> bool:
+    """Only the owner can read ``path``: it is 0600, or it sits in an owner-only (0700) directory."""
+    return any(p.stat().st_mode & 0o077 == 0 for p in (path, *path.parents) if p.is_relative_to(top))
+
+
+@pytest.mark.slow
+def test_every_target_keeps_secret_bearing_outputs_private(tmp_path: Path, source: pipeline.Source) -> None:
+    root = tmp_path / "project"
+    shutil.copytree(ROOT / "recipes", root / "recipes")
+    shutil.copytree(ROOT / "overlays", root / "overlays", ignore=shutil.ignore_patterns("__pycache__"))
+    pw = "$y$j9T$abcdefghijklmnopqrstu.$ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopq"
+    site = root / "recipes" / "sites" / "lab.yaml"
+    site.write_text(
+        site.read_text().replace("  - name: core\n", f"  - name: core\n    password_hash: '{pw}'\n")
+    )
+    targets = sorted(p.stem for p in (root / "recipes").glob("*.yaml") if p.name != "firmware.lock")
+    assert set(targets) >= {"usb", "live", "pxe", "rpi4", "metal"}
+    for target in targets:
+        plan = pipeline.BuildPlan(
+            root=root, target=target, site="lab", host="dns1", source=source,
+            cache_dir=tmp_path / "cache", out_root=tmp_path / "build",
+        )  # fmt: skip
+        outcome = pipeline.build(plan)
+        assert outcome.rendered.contains_secrets and outcome.meta["contains_secrets"]
+        out = outcome.meta_path.parent
+        assert pw not in outcome.meta_path.read_text()
+        outputs = [p for p in out.rglob("*") if p.is_file() and p != outcome.meta_path]
+        assert outputs, target
+        exposed = [str(p.relative_to(out)) for p in outputs if not _protected(p, out)]
+        assert exposed == [], f"{target}: readable by others although the config carries secrets"
+        assert outcome.meta["artifacts"][0]["name"] in {p.name for p in outputs}
+        if target == "pxe":  # the bundle directory and the tarball hold ignition.img
+            assert (out / outcome.meta["pxe"]["directory"]).stat().st_mode & 0o777 == 0o700
+            assert (out / outcome.meta["pxe"]["tarball"]).stat().st_mode & 0o777 == 0o600
 
 
 def test_untrusted_mirror_is_refused(tmp_path: Path, fixture_mirror: FixtureMirror) -> None:

@@ -127,20 +127,22 @@ def parse_keyfiles(req: BuildRequest) -> tuple[NetworkKeyfile, ...]:
 
 def parse_raw_options(req: BuildRequest) -> RawImageOptions:
     append, delete = parse_kernel_args(req)
+    keyfiles = parse_keyfiles(req)
     boot = BootCustomization(
         ignition=req.ignition,
         append_kargs=append,
         delete_kargs=delete,
         consoles=parse_consoles(req),
-        network_keyfiles=parse_keyfiles(req),
+        network_keyfiles=keyfiles,
     )
+    secrets = req.contains_secrets or any(kf.has_secrets for kf in keyfiles)
     return RawImageOptions(
         boot=boot,
         xz_preset=_int(req, "xz_preset", 9, 0, 9),
         splice=_bool(req, "splice", True),
         threads=_int(req, "threads", 0, 0, 1024),
         source_date_epoch=source_date_epoch(req.base_release),
-        output_mode=0o600 if req.contains_secrets else 0o644,
+        output_mode=0o600 if secrets else 0o644,  # the image embeds the config and the keyfiles
     )
 
 

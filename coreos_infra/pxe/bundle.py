@@ -114,8 +114,11 @@ def _swap_into_place(tmp: Path, directory: Path) -> None:
                 shutil.rmtree(old, ignore_errors=True)
 
 
-def write_tarball(directory: Path, tarball: Path, *, arcname: str | None = None, mtime: int = 0) -> None:
-    """A reproducible uncompressed tar of ``directory``, its members under ``<arcname>/``."""
+def write_tarball(
+    directory: Path, tarball: Path, *, arcname: str | None = None, mtime: int = 0, private: bool = False
+) -> None:
+    """A reproducible uncompressed tar of ``directory``, its members under ``<arcname>/``; mode 0600 if
+    ``private`` (it holds secrets), else 0644."""
     top = arcname or directory.name
     members = sorted(directory.rglob("*"))
     total = sum(p.stat().st_size for p in members if p.is_file())
@@ -134,7 +137,8 @@ def write_tarball(directory: Path, tarball: Path, *, arcname: str | None = None,
             ti.size = st.st_size
         return ti
 
-    with atomic_output(tarball) as f, progress(total, f"tar {tarball.name}") as bar:
+    mode = 0o600 if private else 0o644
+    with atomic_output(tarball, mode=mode) as f, progress(total, f"tar {tarball.name}") as bar:
         with tarfile.open(fileobj=f, mode="w", format=tarfile.GNU_FORMAT) as tar:
             tar.addfile(info(directory))
             for p in members:
@@ -147,11 +151,20 @@ def write_tarball(directory: Path, tarball: Path, *, arcname: str | None = None,
                 bar.update(ti.size)
 
 
+def is_private(files: Sequence[BundleFile]) -> bool:
+    """Whether a file of the bundle is owner-only (it embeds secrets): then so are the directory (0700)
+    and the tarball (0600), which hold a copy of it."""
+    return any(bf.mode & 0o077 == 0 for bf in files)
+
+
 def write_bundle(
     files: Sequence[BundleFile], directory: Path, *, tarball: Path | None = None, mtime: int = 0
 ) -> Bundle:
-    """Write ``files`` plus ``SHA256SUMS`` as ``directory`` (replacing an older bundle) and the tarball."""
+    """Write ``files`` plus ``SHA256SUMS`` as ``directory`` (replacing an older bundle) and the tarball.
+
+    A bundle with an owner-only file (:func:`is_private`) gets a 0700 directory and a 0600 tarball."""
     directory = Path(directory)
+    private = is_private(files)
     tmp: Path | None = None
     try:
         with signals_held():
@@ -160,7 +173,7 @@ def write_bundle(
                 tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
             except OSError as e:
                 raise WriteError(str(directory), e, stage="open") from None
-        os.chmod(tmp, 0o755)
+        os.chmod(tmp, 0o700 if private else 0o755)  # owner-only from the start when it holds secrets
         sums = _populate(tmp, files, directory)
         try:
             (tmp / SUMS_NAME).write_bytes(sums_text(sums))
@@ -169,7 +182,7 @@ def write_bundle(
         for d in sorted(p for p in tmp.rglob("*") if p.is_dir()):
             os.chmod(d, 0o755)
         if tarball is not None:
-            write_tarball(tmp, Path(tarball), arcname=directory.name, mtime=mtime)
+            write_tarball(tmp, Path(tarball), arcname=directory.name, mtime=mtime, private=private)
         _swap_into_place(tmp, directory)
     except BaseException:
         if tmp is not None:

@@ -35,6 +35,7 @@ Options (all optional except ``dest_device`` in install mode):
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Mapping
 from pathlib import Path
@@ -42,8 +43,10 @@ from typing import Any
 
 from coreos_infra.build import BuildRequest, BuildResult
 from coreos_infra.customize import Console, CustomizeError, CustomizeOptions, InputFile
+from coreos_infra.disk.bootfs import NetworkKeyfile
 from coreos_infra.errors import CoreosInfraError, InputError, Location
 from coreos_infra.iso.customize import customize_iso
+from coreos_infra.iso.embed import EmbedError
 from coreos_infra.iso.image import IGNITION_MEMBER, LiveIso
 from coreos_infra.log import step
 
@@ -138,6 +141,16 @@ def check_options(req: BuildRequest) -> dict[str, Any]:
 
 
 def build(req: BuildRequest) -> BuildResult:
+    try:
+        return _build(req)
+    except BaseException:
+        # a failed build leaves no empty output directory behind (nothing was renamed into it)
+        with contextlib.suppress(OSError):
+            req.out_dir.rmdir()
+        raise
+
+
+def _build(req: BuildRequest) -> BuildResult:
     opts = check_options(req)
     base = req.base.get("iso")
     if base is None or not Path(base).is_file():
@@ -181,7 +194,18 @@ def build(req: BuildRequest) -> BuildResult:
         members = sorted(iso.initrd())
         kargs = iso.kargs() if iso.kargs_layout is not None else None
         area = iso.ignition_area
-        iso.save(out, overwrite=True, mode=0o600 if req.contains_secrets else 0o644, durable=True)
+        secrets = req.contains_secrets or any(
+            NetworkKeyfile(Path(kf.path).name, kf.data).has_secrets for kf in opts["network_keyfiles"]
+        )
+        try:
+            iso.save(out, overwrite=True, mode=0o600 if secrets else 0o644, durable=True)
+        except EmbedError as e:
+            raise CoreosInfraError(
+                f"{req.target} build {req.name}: the Ignition config "
+                f"({len(req.ignition)} bytes) does not fit the ISO: {e}",
+                hint="the ISO's Ignition embed area has a fixed size; serve large files by URL "
+                "(contents.source: https://...) instead of embedding them",
+            ) from None
         volume_id = iso.fs.volume_id
     meta: dict[str, Any] = {
         "iso": {
