@@ -581,3 +581,29 @@ def test_symlink_escaping_the_overlay_is_refused(tmp_path):
     os.symlink(tmp_path / "elsewhere", d / "files" / "conf")
     with pytest.raises(InputError, match="files/conf: symbolic link to .* leads outside the overlay linked"):
         render(load_project(root), target="t", site="t", host="a")
+
+
+BAD_SOURCE = """\
+storage:
+  files:
+{% for i in range(3) %}
+    - path: /etc/fill{{ i }}
+      contents:
+        inline: "x"
+{% endfor %}
+    - path: /etc/bad
+      contents:
+        source: {{ "data:text/plain;base64" }}
+"""
+
+
+def test_butane_errors_point_at_the_overlay_template_line(tmp_path):
+    root = make_project(tmp_path / "p", target=TARGET + "  - bad\n")
+    add_overlay(root, "bad", BAD_SOURCE)
+    with pytest.raises(CoreosInfraError) as e:
+        render(load_project(root), target="t", site="t", host="a")
+    text = str(e.value)
+    line = text.splitlines()[1]
+    assert line.startswith("overlays/bad/butane.yaml.j2:10: error at storage.files.")
+    assert ".contents.source: unterminated parameter sequence (merged Butane line " in line
+    assert text.splitlines()[-1] == "Error translating config: config generated was invalid"

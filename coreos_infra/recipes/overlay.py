@@ -21,10 +21,12 @@ Layout of an overlay directory:
 
 from __future__ import annotations
 
+import bisect
 import json
 import os
 import traceback
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -164,10 +166,95 @@ def jinja_environment(overlay: Overlay) -> jinja2.Environment:
     return env
 
 
+@dataclass(frozen=True)
+class RenderedTemplate:
+    """A rendered template and, for each line of its output, the template line that wrote it."""
+
+    text: str
+    lines: tuple[int, ...]  # template line of each output line (1-based; 0 when unknown)
+
+    def template_line(self, offset: int) -> int | None:
+        """The template line that produced the output at ``offset``."""
+        i = self.text.count("\n", 0, offset)
+        return self.lines[i] or None if i < len(self.lines) else None
+
+
+def _static_prefix(line: str) -> str:
+    """The text of a template line before its first Jinja tag."""
+    cut = min((i for i in (line.find("{{"), line.find("{%")) if i >= 0), default=-1)
+    return line[:cut] if cut >= 0 else ""
+
+
+def _map_lines(source: str, text: str, chunk_starts: list[int], chunk_lines: list[int]) -> tuple[int, ...]:
+    """Which template line wrote each output line.
+
+    Jinja's debug information names the statement that yields each piece of output, which is coarse
+    (one piece can span many template lines). Each output line is therefore looked up in the template
+    source, from the last line found (or, entering a loop again, from the statement's line): a verbatim
+    line, else a line whose text before its first ``{{``/``{%`` starts the output line; output that
+    matches neither (several lines from one expression) keeps the line of the previous one.
+    """
+    src = source.splitlines()
+    out: list[int] = []
+    cursor = 0  # index into src
+    offset = 0
+    for line in text.split("\n"):
+        i = bisect.bisect_right(chunk_starts, offset) - 1
+        stmt = max(chunk_lines[i] - 1, 0) if i >= 0 else 0
+        found = None
+        for begin in (cursor, stmt) if stmt < cursor else (cursor,):
+            found = next((j for j in range(begin, len(src)) if src[j] == line), None)
+            if found is None:
+                found = next(
+                    (j for j in range(begin, len(src))
+                     if (p := _static_prefix(src[j])).strip() and line.startswith(p)),
+                    None,
+                )  # fmt: skip
+            if found is not None:
+                break
+        if found is not None and line.strip():
+            cursor = found
+            out.append(found + 1)
+        else:
+            out.append(out[-1] if out else stmt + 1)
+        offset += len(line) + 1
+    return tuple(out)
+
+
+def _render_tracking_lines(template: jinja2.Template, context: dict[str, Any]) -> RenderedTemplate:
+    # Jinja compiles a template to a generator; while it is suspended at a yield, its frame's line maps
+    # back to the template statement that produces that piece of output.
+    gen = template.root_render_func(template.new_context(context))
+    parts: list[str] = []
+    starts: list[int] = []
+    lines: list[int] = []
+    pos = 0
+    try:
+        for chunk in gen:
+            frame = getattr(gen, "gi_frame", None)  # a generator (typed as an iterator)
+            line = template.get_corresponding_lineno(frame.f_lineno) if frame is not None else 1
+            starts.append(pos)
+            lines.append(line)
+            parts.append(chunk)
+            pos += len(chunk)
+    except Exception:
+        template.environment.handle_exception()  # re-raises with template file names and lines
+    text = "".join(parts)
+    source = Path(template.filename).read_text() if template.filename else ""
+    return RenderedTemplate(text, _map_lines(source, text, starts, lines))
+
+
 def render_template(
     overlay: Overlay, display_dir: str, context: Mapping[str, Any], env: jinja2.Environment | None = None
 ) -> str:
     """Render the overlay's Butane template; template errors carry the template's file and line."""
+    return render_template_lines(overlay, display_dir, context, env).text
+
+
+def render_template_lines(
+    overlay: Overlay, display_dir: str, context: Mapping[str, Any], env: jinja2.Environment | None = None
+) -> RenderedTemplate:
+    """:func:`render_template`, also telling which template line wrote each part of the output."""
     env = env or jinja_environment(overlay)
     full: dict[str, Any] = dict(context)
 
@@ -176,7 +263,7 @@ def render_template(
 
     full["render"] = render
     try:
-        return env.get_template(TEMPLATE).render(full)
+        return _render_tracking_lines(env.get_template(TEMPLATE), full)
     except jinja2.TemplateSyntaxError as e:
         where = Location(f"{display_dir}/{e.name or TEMPLATE}", None, e.lineno)
         raise InputError(f"template syntax error: {e.message}", where) from None

@@ -21,7 +21,8 @@ from coreos_infra.errors import CoreosInfraError, InputError, Location
 from coreos_infra.recipes.buildid import build_identity
 from coreos_infra.recipes.merge import merge_fragments
 from coreos_infra.recipes.model import AdminUser, DnsRecord, DnsZone, Host, Overlay, Site, TargetRecipe
-from coreos_infra.recipes.overlay import jinja_environment, render_template, resolve_vars
+from coreos_infra.recipes.origins import Origins
+from coreos_infra.recipes.overlay import jinja_environment, render_template_lines, resolve_vars
 from coreos_infra.recipes.project import Project
 from coreos_infra.recipes.yamlsrc import parse_yaml
 
@@ -66,6 +67,7 @@ class ButaneRender:
     host: Host | None
     overlays: tuple[Overlay, ...]
     contains_secrets: bool
+    origins: Origins | None = None  # which overlay template line wrote which part of ``data``
 
 
 @dataclass(frozen=True)
@@ -334,6 +336,7 @@ def render_butane(
     recipe_vars = {u.name: u.vars for u in t.overlays}
     site_vars = {u.name: u.vars for u in s.overlay_vars}
     fragments = []
+    origins = Origins()
     for o in overlays:
         display = _display(project.root, o.path)
         values = resolve_vars(o, recipe_vars.get(o.name, ()), site_vars.get(o.name, ()), where=display)
@@ -356,11 +359,12 @@ def render_butane(
         env = project.jinja_envs.get(o.name)
         if env is None:
             env = project.jinja_envs[o.name] = jinja_environment(o)
-        text = render_template(o, display, context, env)
-        node = parse_yaml(text, f"{display}/butane.yaml.j2 (rendered)", fast=True)
+        rendered = render_template_lines(o, display, context, env)
+        node = parse_yaml(rendered.text, f"{display}/butane.yaml.j2 (rendered)", fast=True)
         data = node.plain() if not node.is_null else {}
         if not isinstance(data, dict):
             raise node.error("the rendered template must be a mapping (a Butane fragment)")
+        origins.add(f"{display}/butane.yaml.j2", rendered, node.yaml_node, data)
         fragments.append((o.name, f"{display}/butane.yaml.j2", data))
     merged = merge_fragments(fragments, variant=BUTANE_VARIANT, version=BUTANE_VERSION)
     header = (
@@ -379,7 +383,22 @@ def render_butane(
         host=h,
         overlays=tuple(overlays),
         contains_secrets=contains_secrets,
+        origins=origins,
     )
+
+
+def _located_reports(b: ButaneRender, error: Any) -> str:
+    """Butane's report lines, each pointed at the overlay template line that produced the value (the
+    merged document's own line numbers mean nothing to a user)."""
+    lines = []
+    for r in error.reports:
+        where = b.origins.locate(b.data, r.path) if b.origins is not None and r.path else None
+        if where is None:
+            lines.append(str(r))
+            continue
+        path = ".".join(str(p) for p in r.path)
+        lines.append(f"{where}: {r.kind} at {path}: {r.message} (merged Butane line {r.line})")
+    return "".join(f"{line}\n" for line in lines) + error.status_line
 
 
 def _display(root: Path, path: Path) -> str:
@@ -428,7 +447,9 @@ def render(
             strict=True,
         )
     except butane.ButaneError as e:
-        raise CoreosInfraError(f"the merged Butane of {what} does not translate: {e}") from None
+        raise CoreosInfraError(
+            f"the merged Butane of {what} does not translate:\n{_located_reports(b, e)}"
+        ) from None
     problems = [r for r in ignition.validate(translation.config) if r.is_error]
     if problems:
         detail = "\n".join(str(p) for p in problems)
