@@ -162,3 +162,11 @@ def test_oversized_ignition_names_the_build_and_leaves_no_output_dir(
     )
     assert "too large" in str(e.value)
     assert not out.exists()
+
+
+def test_iso_with_secret_keyfile_is_private(base_iso: Path, tmp_path: Path) -> None:
+    wifi = {"wifi.nmconnection": "[connection]\nid=wifi\ntype=wifi\n[wifi-security]\npsk=hunter22\n"}
+    req = request(base_iso, tmp_path, mode="live", network_keyfiles=wifi)
+    assert not req.contains_secrets  # the Ignition has none; the keyfile does
+    out = load_builder("iso")(req).artifacts[0]
+    assert out.stat().st_mode & 0o777 == 0o600

@@ -60,6 +60,7 @@ def test_metal_build_spliced(base: dict[str, Any], tmp_path: Path) -> None:
     assert out == tmp_path / "out" / "lab-ntp1-metal.raw.xz"
     img = result.meta["image"]
     assert result.meta["network_keyfiles_contain_secrets"] is True
+    assert out.stat().st_mode & 0o777 == 0o600  # the keyfile's psk is inside the image
     assert "firmware" not in result.meta
     assert img["checks"] == ["sgdisk -v", "e2fsck -fn boot"]
     layout = xzsplice.read_layout(base["multi"])
