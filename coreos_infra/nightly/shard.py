@@ -1,8 +1,8 @@
 """``--shard I/N``: split the matrix into N even parts that any CI engine can run on N machines.
 
 Each item ranks the shards by a rendezvous (highest-random-weight) hash of ``"<shard>:site/host/target"``
-and goes to the best-ranked shard that still has room; every shard holds ``ceil(M/N)`` items at most, so
-shard sizes differ by at most one. Items are placed in the order of a hash of their key, so the
+and goes to the best-ranked shard that still has room: shard sizes are
+``M // N`` or one more. Items are placed in the order of a hash of their key, so the
 assignment depends only on the set of keys and N: adding a host moves few existing items (those whose
 favourite shard the new items fill up), and going from N to N+1 shards moves about 1/(N+1) of them.
 """
@@ -53,12 +53,14 @@ def _hash(text: str) -> int:
 def assign(keys: Iterable[str], count: int) -> dict[str, int]:
     """The shard (1..count) of every key; loads differ by at most one."""
     unique = sorted(set(keys), key=lambda k: (_hash(k), k))
-    capacity = math.ceil(len(unique) / count) if unique else 0
+    base, extra = divmod(len(unique), count)  # `extra` shards get base + 1 items, the others base
     load = [0] * (count + 1)
+    bigger = 0
     owner: dict[str, int] = {}
     for key in unique:
         ranked = sorted(range(1, count + 1), key=lambda s: (-_hash(f"{s}:{key}"), s))
-        shard = next(s for s in ranked if load[s] < capacity)
+        shard = next(s for s in ranked if load[s] < base or (load[s] == base and bigger < extra))
+        bigger += load[shard] == base
         load[shard] += 1
         owner[key] = shard
     return owner
