@@ -609,7 +609,7 @@ def _step_summary():  # type: ignore[no-untyped-def]
         "boot_timeout": "seconds to wait for each booted system's report",
         "report_dir": "where summary.json, summary.md, junit.xml and logs go (default artifacts/nightly)",
         "force": "rebuild and boot-test even what is up to date",
-    }
+    },
 )
 def nightly(
     c: Context,
@@ -666,8 +666,9 @@ def nightly(
 
 
 def _print_nightly(result) -> None:  # type: ignore[no-untyped-def]
-    n = result.summary.counts()
-    print(f"{n['passed']} passed, {n['failed']} failed, {n['skipped']} skipped: {result.files.markdown}")
+    s, n = result.summary, result.summary.counts()
+    print(f"{len(s.items)} items (shards {', '.join(s.shards)}): {n['passed']} passed, "
+          f"{n['failed']} failed, {n['skipped']} skipped: {result.files.markdown}")  # fmt: skip
     for key in result.pruned:
         print(f"  pruned {key}")
     for r in result.summary.items:
@@ -683,9 +684,9 @@ def _print_nightly(result) -> None:  # type: ignore[no-untyped-def]
         "summaries": "the shards' summary.json files: comma- or space-separated paths or glob patterns",
         "out": "directory for the merged summary.json, summary.md, junit.xml (default artifacts/nightly)",
         **_NIGHTLY_HELP,
-    }
+    },
 )
-def nightly_report(c: Context, summaries: str = "", out: str = "", store: str = "", endpoint_url: str = "",
+def nightly_report(c: Context, summaries: str, out: str = "", store: str = "", endpoint_url: str = "",
                    keep: int = 3) -> None:  # fmt: skip
     """Merge the shards' summary.json files; with --store also write the indexes once and prune.
 

@@ -97,9 +97,12 @@ def _result(host: str, target: str, status: str, **kw: object) -> ItemResult:
     return r
 
 
+ERR = 'FAIL <checks> & "quotes"'
+
+
 def _shard_files(tmp: Path) -> list[Path]:
     a = [_result("dns1", "usb", "passed", url="file:///store/x.iso", work=["build"]),
-         _result("dns1", "pxe", "failed", failed_step="boot-test", error="FAIL <checks> & \"quotes\"")]  # fmt: skip
+         _result("dns1", "pxe", "failed", failed_step="boot-test", error=ERR)]  # fmt: skip
     b = [_result("dns2", "usb", "skipped"), _result("dns2", "pxe", "passed", work=["build"])]
     paths = []
     for n, items in enumerate((a, b), 1):

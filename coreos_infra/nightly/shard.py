@@ -10,7 +10,6 @@ favourite shard the new items fill up), and going from N to N+1 shards moves abo
 from __future__ import annotations
 
 import hashlib
-import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
