@@ -53,13 +53,18 @@ class QemuBootTester:
     def __call__(self, outcome: BuildOutcome, log_dir: Path) -> BootCheck:
         log_dir.mkdir(parents=True, exist_ok=True)
         serial = log_dir / f"{outcome.request.name}.serial.log"
-        report = boottest.boot_artifact(
-            outcome.meta_path,
-            ignition_bytes=outcome.request.ignition,
-            firmware=FIRMWARE_BY_TARGET.get(outcome.request.target, "uefi"),
-            timeout=self.timeout,
-            log_path=serial,
-        )
+        try:
+            report = boottest.boot_artifact(
+                outcome.meta_path,
+                ignition_bytes=outcome.request.ignition,
+                firmware=FIRMWARE_BY_TARGET.get(outcome.request.target, "uefi"),
+                timeout=self.timeout,
+                log_path=serial,
+            )
+        except CoreosInfraError as e:  # no report: a panic, a timeout, QEMU failing to start
+            what = e.message.splitlines()[0]
+            return BootCheck(ok=False, summary=f"FAIL {outcome.request.name}: {what}", failed=(what,),
+                             serial_log=serial if serial.exists() else None)  # fmt: skip
         return BootCheck(
             ok=report.ok,
             summary=report.summary().splitlines()[0],
