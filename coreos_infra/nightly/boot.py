@@ -63,7 +63,7 @@ class QemuBootTester:
             )
         except CoreosInfraError as e:  # no report: a panic, a timeout, QEMU failing to start
             what = e.message.splitlines()[0]
-            return BootCheck(ok=False, summary=f"FAIL {outcome.request.name}: {what}", failed=(what,),
+            return BootCheck(ok=False, summary=f"FAIL {outcome.request.name}", failed=(what,),
                              serial_log=serial if serial.exists() else None)  # fmt: skip
         return BootCheck(
             ok=report.ok,
