@@ -80,10 +80,30 @@ def test_two_shards_cover_the_matrix_once_rerun_does_no_work(
     assert _metas(tmp_path) == metas
 
     # Without a store: the builds are up to date and passed their boot test before; still no work.
-    local = run_job(_job(tmp_path, source))
+    local = run_job(_job(tmp_path, source, jobs=2))  # two items at a time
     assert {i.status for i in local.summary.items} == {"skipped"}
     assert all(i.work == [] and i.boot == "passed before (same build ID)" for i in local.summary.items)
     assert _metas(tmp_path) == metas
+
+
+def test_same_bytes_are_not_boot_tested_again(tmp_path: Path, source: pipeline.Source) -> None:
+    first = run_job(_job(tmp_path, source, hosts=("dns1",), targets=("pxe",)))
+    assert first.summary.items[0].work == ["build", "boot-test"]
+    record = json.loads(next((tmp_path / "build").rglob("nightly-boot.json")).read_text())
+    assert record["ok"] is True and record["artifacts"]
+    second = run_job(_job(tmp_path, source, hosts=("dns1",), targets=("pxe",))).summary.items[0]
+    assert "boot-test" not in second.work and second.boot == "passed before (same build ID)"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="pipeline._up_to_date looks for a PXE bundle's files in the build directory, but they are in "
+    "its bundle subdirectory, so a PXE build is never up to date (pipeline.py belongs to another area)",
+)
+def test_pxe_rerun_does_no_build_work(tmp_path: Path, source: pipeline.Source) -> None:
+    for _ in range(2):
+        item = run_job(_job(tmp_path, source, hosts=("dns1",), targets=("pxe",))).summary.items[0]
+    assert item.work == [] and item.status == "skipped"
 
 
 def test_a_failing_item_does_not_stop_the_others(tmp_path: Path, source: pipeline.Source) -> None:

@@ -5,8 +5,8 @@ is recorded and the other items go on. Work already done is not redone:
 
 - build: :func:`coreos_infra.pipeline.build` skips a build whose meta.json has the same build ID, and an
   item whose build ID the store already holds is not built at all (status ``skipped``);
-- boot-test: a pass is recorded beside the build (``nightly-boot.json``: build ID and tester), so an
-  unchanged build is not booted again;
+- boot-test: a pass is recorded beside the build (``nightly-boot.json``: build ID, tester and the
+  artifacts' SHA-256), so the same bytes are not booted again;
 - publish: nothing is uploaded for a build the store already holds.
 
 An item where no step had work to do is ``skipped``; one that did work and passed every step is
@@ -116,15 +116,24 @@ def _item_log(path: Path) -> Iterator[None]:
     handler = _ItemLog(path)
     logger = logging.getLogger("coreos_infra")
     logger.addHandler(handler)
-    previous = logger.level
-    if logger.level == logging.NOTSET or logger.level > logging.INFO:
-        logger.setLevel(logging.INFO)
     try:
         yield
     finally:
         logger.removeHandler(handler)
-        logger.setLevel(previous)
         handler.close()
+
+
+@contextmanager
+def _info_level() -> Iterator[None]:
+    """Let INFO records reach the item logs for the run (the caller's handlers filter for themselves)."""
+    logger = logging.getLogger("coreos_infra")
+    previous = logger.level
+    if previous == logging.NOTSET or previous > logging.INFO:
+        logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)
 
 
 class _StepFailed(Exception):
@@ -174,7 +183,13 @@ def _passed_before(outcome: BuildOutcome, tester: BootTester) -> bool:
         and record.get("build_id") == outcome.rendered.build_id
         and record.get("tester") == tester.name
         and record.get("ok") is True
+        and record.get("artifacts") == _artifact_hashes(outcome)
     )
+
+
+def _artifact_hashes(outcome: BuildOutcome) -> dict[str, str]:
+    """What the boot test tested: the SHA-256 of every artifact (a rebuild to the same bytes keeps it)."""
+    return {a["name"]: a["sha256"] for a in outcome.meta.get("artifacts", [])}
 
 
 def run_item(
@@ -232,7 +247,7 @@ def _run_steps(
         if not outcome.cached:
             result.work.append("build")
     with _step(result, "boot-test"):
-        if outcome.cached and not options.force and _passed_before(outcome, tester):
+        if not options.force and _passed_before(outcome, tester):
             LOG.info("  boot test passed before for build %s", result.build_id[:16])
             result.boot = "passed before (same build ID)"
         else:
@@ -244,7 +259,8 @@ def _run_steps(
             if not check.ok:
                 failed = "; ".join(check.failed[:5]) + (" ..." if len(check.failed) > 5 else "")
                 raise _StepFailed("boot-test", f"{check.summary}: {failed}" if failed else check.summary)
-            record = {"build_id": result.build_id, "tester": tester.name, "ok": True}
+            record = {"build_id": result.build_id, "tester": tester.name, "ok": True,
+                      "artifacts": _artifact_hashes(outcome)}  # fmt: skip
             write_atomic(_boot_record(outcome), (json.dumps(record, indent=2) + "\n").encode())
     if publisher is None:
         return
@@ -271,7 +287,8 @@ def run_nightly(
             on_result(r)
         return r
 
-    if options.jobs <= 1:
-        return [one(i) for i in items]
-    with ThreadPoolExecutor(max_workers=options.jobs, thread_name_prefix="nightly") as pool:
-        return list(pool.map(one, items))
+    with _info_level():
+        if options.jobs <= 1:
+            return [one(i) for i in items]
+        with ThreadPoolExecutor(max_workers=options.jobs, thread_name_prefix="nightly") as pool:
+            return list(pool.map(one, items))
