@@ -611,6 +611,7 @@ def _step_summary():  # type: ignore[no-untyped-def]
         "force": "rebuild and boot-test even what is up to date",
     },
 )
+@exits_on_errors
 def nightly(
     c: Context,
     offline: bool = False,
@@ -649,19 +650,18 @@ def nightly(
         why = f" at {r.failed_step}: {r.error.splitlines()[0]}" if r.failed_step and r.error else ""
         print(f"  {r.status:<7} {r.key:<32} {r.seconds:7.1f} s{why}", flush=True)
 
-    with _user_errors():
-        job = NightlyJob(
-            root=root,
-            source=offline_source() if offline else Source(base_url=stream_base_url_default()),
-            cache_dir=cache_dir(root),
-            out_root=artifacts_dir(root) / "build",
-            report_dir=Path(report_dir) if report_dir else artifacts_dir(root) / "nightly",
-            sites=split_names(sites), hosts=split_names(hosts), targets=split_names(targets),
-            shard=shard, publish=publish, store=store or None, endpoint_url=endpoint_url or None,
-            keep=keep, jobs=jobs, tester=tester, boot_timeout=boot_timeout, force=force,
-            step_summary=_step_summary(),
-        )  # fmt: skip
-        result = run_job(job, on_result=done)
+    job = NightlyJob(
+        root=root,
+        source=offline_source() if offline else Source(base_url=stream_base_url_default()),
+        cache_dir=cache_dir(root),
+        out_root=artifacts_dir(root) / "build",
+        report_dir=Path(report_dir) if report_dir else artifacts_dir(root) / "nightly",
+        sites=split_names(sites), hosts=split_names(hosts), targets=split_names(targets),
+        shard=shard, publish=publish, store=store or None, endpoint_url=endpoint_url or None,
+        keep=keep, jobs=jobs, tester=tester, boot_timeout=boot_timeout, force=force,
+        step_summary=_step_summary(),
+    )  # fmt: skip
+    result = run_job(job, on_result=done)
     _print_nightly(result)
 
 
@@ -686,6 +686,7 @@ def _print_nightly(result) -> None:  # type: ignore[no-untyped-def]
         **_NIGHTLY_HELP,
     },
 )
+@exits_on_errors
 def nightly_report(c: Context, summaries: str, out: str = "", store: str = "", endpoint_url: str = "",
                    keep: int = 3) -> None:  # fmt: skip
     """Merge the shards' summary.json files; with --store also write the indexes once and prune.
@@ -697,11 +698,10 @@ def nightly_report(c: Context, summaries: str, out: str = "", store: str = "", e
     from coreos_infra.nightly.job import expand_summaries, merge_job
     from coreos_infra.paths import artifacts_dir, project_root
 
-    with _user_errors():
-        result = merge_job(
-            expand_summaries(summaries),
-            Path(out) if out else artifacts_dir() / "nightly",
-            root=project_root(), store=store or None, endpoint_url=endpoint_url or None, keep=keep,
-            step_summary=_step_summary(),
-        )  # fmt: skip
+    result = merge_job(
+        expand_summaries(summaries),
+        Path(out) if out else artifacts_dir() / "nightly",
+        root=project_root(), store=store or None, endpoint_url=endpoint_url or None, keep=keep,
+        step_summary=_step_summary(),
+    )  # fmt: skip
     _print_nightly(result)
