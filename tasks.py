@@ -705,3 +705,165 @@ def nightly_report(c: Context, summaries: str, out: str = "", store: str = "", e
         step_summary=_step_summary(),
     )  # fmt: skip
     _print_nightly(result)
+# ---- publish
+
+
+@contextlib.contextmanager
+def _store_errors() -> Iterator[None]:
+    """Like _user_errors, and a failed local file operation is one line too (no traceback)."""
+    with _user_errors():
+        try:
+            yield
+        except OSError as e:
+            print(f"Error: {e.filename or ''}{': ' if e.filename else ''}{e.strerror or e}", file=sys.stderr)
+            raise Exit(code=1) from None
+
+
+def _open_store(site: str, store: str, endpoint_url: str, create_bucket: bool = False):  # type: ignore[no-untyped-def]
+    from pathlib import Path
+
+    from coreos_infra.publish.publish import prepare_store
+    from coreos_infra.publish.settings import resolve
+
+    root = Path(__file__).resolve().parent
+    settings = resolve(root, site or "lab", store=store, endpoint_url=endpoint_url)
+    return prepare_store(settings, create_bucket=create_bucket)
+
+
+_STORE_HELP = {
+    "store": "s3://BUCKET[/PREFIX], file:///DIR or a directory (default: the site's publish.store, "
+    "else artifacts/store/)",
+    "endpoint_url": "S3-compatible endpoint (default: the site's publish.endpoint_url or AWS_ENDPOINT_URL)",
+}
+
+
+@task(
+    help={
+        "site": "publish only builds of this site",
+        "host": "publish only builds for this host",
+        "target": "publish only builds of this target",
+        **_STORE_HELP,
+        "public_base_url": "URL readers use for the store's root (written into the stream metadata)",
+        "unsigned": "publish without signatures (downloads then need --allow-unsigned)",
+        "gnupg_home": "GnuPG home with the site signing key (default: publish.signing_key, else a demo key)",
+        "key_id": "key ID or fingerprint of the signing key in that home",
+        "create_bucket": "create the S3 bucket if it does not exist",
+        "allow_secrets": "also publish builds whose Ignition carries secrets (use a private store)",
+        "debug": "log every step",
+    }
+)
+def publish(
+    c: Context,
+    site: str = "",
+    host: str = "",
+    target: str = "",
+    store: str = "",
+    endpoint_url: str = "",
+    public_base_url: str = "",
+    unsigned: bool = False,
+    gnupg_home: str = "",
+    key_id: str = "",
+    create_bucket: bool = False,
+    allow_secrets: bool = False,
+    debug: bool = False,
+) -> None:
+    """Publish what `invoke build` produced to a store (never builds), then indexes, streams and latest."""
+    from pathlib import Path
+
+    from coreos_infra.log import setup_logging
+    from coreos_infra.publish.publish import PublishOptions
+    from coreos_infra.publish.publish import publish as run_publish
+
+    setup_logging(debug=debug)
+    opts = PublishOptions(
+        root=Path(__file__).resolve().parent, site=site or None, host=host or None, target=target or None,
+        store=store or None, endpoint_url=endpoint_url or None, public_base_url=public_base_url or None,
+        gnupg_home=gnupg_home or None, key_id=key_id or None, unsigned=unsigned, create_bucket=create_bucket,
+        allow_secrets=allow_secrets,
+    )  # fmt: skip
+    with _store_errors():
+        reports = run_publish(opts)
+    for r in reports:
+        mib = r.bytes_uploaded / (1 << 20)
+        counts = f"{len(r.uploaded)} object(s) uploaded ({mib:.1f} MiB), {len(r.unchanged)} unchanged"
+        print(f"published {len(r.builds)} build(s) of site {r.site} to {r.store}: {counts}")
+        for b in r.builds:
+            print(f"  {b.host}/{b.target}  build {b.build_id}")
+        for url in r.streams:
+            print(f"  stream   {url}")
+        if r.page:
+            print(f"  page     {r.page}")
+        if r.key_url:
+            print(f"  key      {r.key_url}")
+        if not r.signed:
+            print("  UNSIGNED: downloads need --allow-unsigned")
+
+
+@task(
+    help={
+        "keep": "builds to keep per site/host/target (the latest always stays)",
+        "older_than": "only remove builds older than this many days",
+        "dry_run": "only print what would be removed",
+        "site": "prune only this site (default: every site in the store)",
+        **_STORE_HELP,
+    }
+)
+def prune(
+    c: Context,
+    keep: int = 3,
+    older_than: float = -1,
+    dry_run: bool = False,
+    site: str = "",
+    store: str = "",
+    endpoint_url: str = "",
+) -> None:
+    """Remove old builds from a store; never what an index or latest points to (indexes rewritten first)."""
+    from coreos_infra.log import setup_logging
+    from coreos_infra.publish.prune import prune as run_prune
+
+    setup_logging()
+    with _store_errors():
+        st = _open_store(site, store, endpoint_url)
+        report = run_prune(
+            st, keep=keep, older_than_days=older_than if older_than >= 0 else None, site=site or None,
+            dry_run=dry_run,
+        )  # fmt: skip
+    verb = "would remove" if dry_run else "removed"
+    what = f"{len(report.removed_builds)} build(s) ({len(report.deleted_keys)} objects)"
+    print(f"{verb} {what} from {st.url}; {report.kept_builds} kept")
+    for b in report.removed_builds:
+        print(f"  {b}")
+
+
+@task(
+    help={
+        "site": "site of the build",
+        "host": "host of the build",
+        "target": "target of the build",
+        "build": "build ID, or latest",
+        "expires": "how long the URLs work: 7d, 12h, 30m or seconds (at most 7d)",
+        **_STORE_HELP,
+    }
+)
+def share(
+    c: Context,
+    site: str = "",
+    host: str = "",
+    target: str = "",
+    build: str = "latest",
+    expires: str = "7d",
+    store: str = "",
+    endpoint_url: str = "",
+) -> None:
+    """Print presigned URLs to a published build in a private S3 bucket."""
+    from coreos_infra.publish.share import parse_duration
+    from coreos_infra.publish.share import share as run_share
+
+    if not (site and host and target):
+        print("Error: --site, --host and --target are required", file=sys.stderr)
+        raise Exit(code=2)
+    with _store_errors():
+        st = _open_store(site, store, endpoint_url)
+        urls = run_share(st, site, host, target, expires_s=parse_duration(expires), build=build)
+    for name, url in urls:
+        print(f"{name}  {url}")
