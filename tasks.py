@@ -749,6 +749,7 @@ _STORE_HELP = {
         "key_id": "key ID or fingerprint of the signing key in that home",
         "create_bucket": "create the S3 bucket if it does not exist",
         "allow_secrets": "also publish builds whose Ignition carries secrets (use a private store)",
+        "build_dir": "where the builds are (default: artifacts/build)",
         "debug": "log every step",
     }
 )
@@ -765,6 +766,7 @@ def publish(
     key_id: str = "",
     create_bucket: bool = False,
     allow_secrets: bool = False,
+    build_dir: str = "",
     debug: bool = False,
 ) -> None:
     """Publish what `invoke build` produced to a store (never builds), then indexes, streams and latest."""
@@ -779,7 +781,7 @@ def publish(
         root=Path(__file__).resolve().parent, site=site or None, host=host or None, target=target or None,
         store=store or None, endpoint_url=endpoint_url or None, public_base_url=public_base_url or None,
         gnupg_home=gnupg_home or None, key_id=key_id or None, unsigned=unsigned, create_bucket=create_bucket,
-        allow_secrets=allow_secrets,
+        allow_secrets=allow_secrets, build_root=Path(build_dir) if build_dir else None,
     )  # fmt: skip
     with _store_errors():
         reports = run_publish(opts)

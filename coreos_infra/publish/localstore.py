@@ -205,17 +205,20 @@ class LocalStore:
             start = self.root / head
             if not start.is_dir():
                 return
+        keys = []
         for dirpath, dirnames, filenames in os.walk(start):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
             rel_dir = os.path.relpath(dirpath, self.root)
-            for name in sorted(filenames):
+            for name in filenames:
                 if name.startswith("."):
                     continue
                 key = name if rel_dir == "." else f"{rel_dir}/{name}"
                 if key.startswith(prefix):
-                    info = self.head(key)
-                    if info is not None:
-                        yield info
+                    keys.append(key)
+        for key in sorted(keys):  # the same order as an S3 listing
+            info = self.head(key)
+            if info is not None:
+                yield info
 
     def delete(self, keys: Sequence[str]) -> None:
         for key in keys:

@@ -58,6 +58,7 @@ SITE_KEYS = (
     "identity",
     "overlays",
     "hosts",
+    "publish",  # read by coreos_infra.publish.settings
 )
 RECORD_TYPES = ("A", "AAAA", "CNAME", "TXT", "MX", "SRV", "NS", "PTR", "CAA")
 STATIC_ROLES = ("dns", "ntp", "dhcp", "identity")  # clients must find these at a fixed address
