@@ -869,3 +869,130 @@ def share(
         urls = run_share(st, site, host, target, expires_s=parse_duration(expires), build=build)
     for name, url in urls:
         print(f"{name}  {url}")
+
+
+# ---- download and flash (the technician's side)
+
+_FETCH_BUILD_HELP = {
+    "site": "site of the build",
+    "host": "host of the build ('all' for a site-wide build)",
+    "target": "target of the build (rpi4, metal, usb, live, pxe, ...)",
+    "build": "build ID, or latest (default; through the target's latest.json)",
+    **_STORE_HELP,
+    "keyring": "trusted site public key (file or directory of keys); default: the site's publish.keyring, "
+    "else the local demo key; never only the key in the store",
+    "allow_unsigned": "accept a build published with --unsigned (only its SHA-256 is checked)",
+    "debug": "log every step",
+}
+
+
+def _download(site: str, host: str, target: str, build: str, store: str, endpoint_url: str, keyring: str,
+              allow_unsigned: bool, dest: str, names_of=None):  # type: ignore[no-untyped-def]  # fmt: skip
+    """Resolve and download (verified) a build; ``names_of(build)`` picks the files (default: all)."""
+    from pathlib import Path
+
+    from coreos_infra.paths import artifacts_dir
+    from coreos_infra.publish.download import download_build, keyring_for, resolve_build
+
+    root = Path(__file__).resolve().parent
+    st = _open_store(site, store, endpoint_url)
+    b = resolve_build(st, site, host, target, build or "latest")
+    with keyring_for(root, site, Path(keyring) if keyring else None) as trusted:
+        return download_build(
+            st, site, host, target, dest=Path(dest) if dest else artifacts_dir(root) / "download",
+            per_build_dir=not dest, keyring=trusted, allow_unsigned=allow_unsigned,
+            names=names_of(b) if names_of else None, resolved=b,
+        )  # fmt: skip
+
+
+@task(help={**_FETCH_BUILD_HELP, "dest": "directory for the files (default: "
+            "artifacts/download/<site>/<host>/<target>/<build ID>/)"})  # fmt: skip
+def download(
+    c: Context,
+    site: str = "",
+    host: str = "",
+    target: str = "",
+    build: str = "latest",
+    dest: str = "",
+    store: str = "",
+    endpoint_url: str = "",
+    keyring: str = "",
+    allow_unsigned: bool = False,
+    debug: bool = False,
+) -> None:
+    """Download a published build: resumes, checks signatures and SHA-256 before a file gets its name."""
+    from coreos_infra.log import setup_logging
+
+    if not (site and host and target):
+        print("Error: --site, --host and --target are required", file=sys.stderr)
+        raise Exit(code=2)
+    setup_logging(debug=debug)
+    with _store_errors():
+        got = _download(site, host, target, build, store, endpoint_url, keyring, allow_unsigned, dest)
+    how = "verified (signature and SHA-256)" if got.signed else "UNSIGNED: only the SHA-256 was checked"
+    print(f"build {got.build.build_id} of {site}/{host}/{target}: {how}", file=sys.stderr)
+    for path in got.files.values():
+        print(path)
+
+
+def _confirm(question: str) -> bool:
+    print(f"{question}\nType 'yes' to continue: ", end="", file=sys.stderr, flush=True)
+    answer = sys.stdin.readline()
+    return answer.strip().lower() == "yes"
+
+
+@task(
+    help={
+        **_FETCH_BUILD_HELP,
+        "device": "the USB stick or SD card to overwrite (a whole disk, e.g. /dev/sdb), or an image file",
+        "image": "flash this local image, not a published build (needs IMAGE.sig, or --allow-unsigned)",
+        "yes": "do not ask for confirmation",
+        "dest": "where the downloaded image is kept (default: artifacts/download/...)",
+    }
+)
+def flash(
+    c: Context,
+    device: str = "",
+    site: str = "",
+    host: str = "",
+    target: str = "",
+    build: str = "latest",
+    image: str = "",
+    yes: bool = False,
+    dest: str = "",
+    store: str = "",
+    endpoint_url: str = "",
+    keyring: str = "",
+    allow_unsigned: bool = False,
+    debug: bool = False,
+) -> None:
+    """Write a verified image to a device: decompresses while writing, refuses mounted and system disks,
+    asks first (unless --yes), syncs and reads back to compare."""
+    from pathlib import Path
+
+    from coreos_infra.log import setup_logging
+    from coreos_infra.publish.flash import flash_image, verify_local_image
+
+    if not device or not (image or (site and host and target)):
+        print("Error: give --device and either --site/--host/--target or --image", file=sys.stderr)
+        raise Exit(code=2)
+    setup_logging(debug=debug)
+    root = Path(__file__).resolve().parent
+    with _store_errors():
+        expected = None
+        if image:
+            from coreos_infra.publish.download import keyring_for
+
+            given = Path(keyring) if keyring else None
+            with keyring_for(root, site, given) if site else contextlib.nullcontext(given) as trusted:
+                verify_local_image(Path(image), keyring=trusted, allow_unsigned=allow_unsigned)
+            path = Path(image)
+        else:
+            got = _download(site, host, target, build, store, endpoint_url, keyring, allow_unsigned, dest,
+                            names_of=lambda b: [b.disk_image().name])  # fmt: skip
+            path = got.files[got.build.disk_image().name]
+            expected = got.uncompressed_sha256(path.name)
+        result = flash_image(path, Path(device), confirm=None if yes else _confirm, expected_sha256=expected)
+    print(
+        f"wrote {result.written} bytes of {path.name} to {device} and read them back: sha256 {result.sha256}"
+    )

@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from coreos_infra import gpg
 from coreos_infra import xz as xzformat
 from coreos_infra.errors import CoreosInfraError, VerificationError
 from coreos_infra.log import progress
@@ -311,6 +312,31 @@ def _pieces(image: Path) -> Iterator[bytes]:
             raise VerificationError(f"{image}: corrupt xz data or trailing garbage: {e}") from None
         if not decoder.eof:
             raise VerificationError(f"{image}: truncated xz stream")
+
+
+def verify_local_image(image: Path, *, keyring: Path | None, allow_unsigned: bool) -> bool:
+    """Check a local image against its detached ``<image>.sig`` with the trusted ``keyring``.
+
+    Returns whether a signature was verified; without a ``.sig`` (or a keyring) only ``allow_unsigned``
+    lets it through. A bad signature is always an error.
+    """
+    from coreos_infra.publish.download import trusted_keyring
+
+    sig = image.with_name(image.name + ".sig")
+    if not image.is_file():
+        raise FlashError(f"{image}: no such image file")
+    if sig.is_file() and keyring is not None:
+        with trusted_keyring(keyring) as trusted:
+            assert trusted is not None
+            gpg.verify_detached(image, sig.read_bytes(), trusted, what=image.name)
+        return True
+    if not allow_unsigned:
+        why = f"no trusted keyring to check {sig.name}" if sig.is_file() else f"no {sig.name} next to it"
+        raise VerificationError(
+            f"{image}: refusing an unverified image ({why})",
+            hint="pass --keyring with the site's public key, or --allow-unsigned to flash it anyway",
+        )
+    return False
 
 
 # --- writing -----------------------------------------------------------------------------------------
