@@ -17,6 +17,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -197,17 +198,29 @@ def publish_site(
     if report.aborted:
         LOG.info("aborted %d incomplete upload(s) left by an interrupted run", report.aborted)
 
-    # 1. artifacts and their signatures
+    # 1. artifacts and their signatures. gpg signs (a separate process, one file at a time) while the
+    # uploads run, so signing stays off the upload's critical path; signatures are cached per content.
     plans = [(b, up.plan_files(b)) for b in builds]
     total = sum(f.size for _, todo in plans for f in todo)
-    with progress_bar(total, f"publish {site}") as bar:
-        for b, todo in plans:
-            for f in todo:
-                up.put_file(b.key(f.name), f, bar.update)
-    if signer is not None:
-        for b in builds:
-            for f in b.files:
-                up.put_bytes(layout.signature(b.key(f.name)), signer.sign_file(f.path, f.sha256), IMMUTABLE)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        sigs: list[tuple[str, Future[bytes]]] = []
+        if signer is not None:
+            sigs = [
+                (layout.signature(b.key(f.name)), pool.submit(signer.sign_file, f.path, f.sha256))
+                for b in builds
+                for f in b.files
+            ]
+        try:
+            with progress_bar(total, f"publish {site}") as bar:
+                for b, todo in plans:
+                    for f in todo:
+                        up.put_file(b.key(f.name), f, bar.update)
+        except BaseException:
+            for _, fut in sigs:
+                fut.cancel()
+            raise
+        for key, fut in sigs:
+            up.put_bytes(key, fut.result(), IMMUTABLE)
     # 2. meta.json, 3. SHA256SUMS + signature
     for b in builds:
         up.put_bytes(b.meta_key, b.meta_bytes, IMMUTABLE)
