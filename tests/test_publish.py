@@ -219,3 +219,69 @@ def test_prune_keeps_what_indexes_and_latest_point_to(builds: Path, tmp_path: Pa
     assert ids[1] not in (store_dir / "index.html").read_text()
     # --older-than: nothing younger than the cutoff goes, whatever --keep says.
     assert prune(store, keep=1, older_than_days=36500).removed_builds == []
+
+
+def test_site_settings_from_the_site_file_and_overrides(tmp_path: Path) -> None:
+    from coreos_infra.errors import InputError
+    from coreos_infra.publish.settings import resolve, site_settings
+
+    sites = tmp_path / "recipes" / "sites"
+    sites.mkdir(parents=True)
+    (sites / "x.yaml").write_text(
+        "name: x\npublish:\n  store: s3://bucket/pre\n  endpoint_url: http://127.0.0.1:1\n"
+        "  signing_key: {gnupg_home: gpg, key_id: ABC}\n  keyring: k.asc\n"
+    )
+    s = site_settings(tmp_path, "x")
+    assert s.store == "s3://bucket/pre" and s.endpoint_url == "http://127.0.0.1:1"
+    assert s.signing.gnupg_home == tmp_path / "gpg" and s.signing.key_id == "ABC"
+    assert s.keyring == tmp_path / "k.asc"
+    o = resolve(tmp_path, "x", store=str(tmp_path / "local"), key_id="DEF")
+    assert (
+        o.store == str(tmp_path / "local") and o.signing.key_id == "DEF" and o.endpoint_url == s.endpoint_url
+    )
+    assert site_settings(tmp_path, "none").store.endswith("artifacts/store")
+    (sites / "y.yaml").write_text("name: y\npublish:\n  store: s3://b\n  aws_secret_access_key: nope\n")
+    with pytest.raises(
+        InputError, match=r"recipes/sites/y.yaml:4:3: publish.aws_secret_access_key: unknown key"
+    ):
+        site_settings(tmp_path, "y")
+
+
+def test_the_lab_site_loads_with_a_publish_key(tmp_path: Path) -> None:
+    from coreos_infra.recipes import load_project
+
+    root = tmp_path / "proj"
+    import shutil
+
+    shutil.copytree(ROOT / "recipes", root / "recipes")
+    shutil.copytree(ROOT / "overlays", root / "overlays")
+    lab = root / "recipes" / "sites" / "lab.yaml"
+    lab.write_text(lab.read_text() + "\npublish:\n  store: s3://lab-images\n")
+    assert "lab" in load_project(root).sites
+
+
+def test_publish_with_a_configured_site_key(builds: Path, tmp_path: Path) -> None:
+    from coreos_infra import gpg
+
+    home = tmp_path / "g"
+    fpr = gpg.generate_key(home, uid="lab site key <lab@example.invalid>")
+    try:
+        opts = PublishOptions(root=ROOT, store=str(tmp_path / "s"), build_root=builds, target="metal",
+                              gnupg_home=str(home), key_id=fpr)  # fmt: skip
+        (report,) = publish(opts)
+    finally:
+        gpg.stop_agent(home)
+    assert report.signed
+    keyring = tmp_path / "k.gpg"
+    keyring.write_bytes(gpg.export_public_key(home, fpr, armor=False))
+    assert (tmp_path / "s/keys/lab.asc").read_bytes() == gpg.export_public_key(home, fpr)
+    entry = json.loads((tmp_path / "s/sites/lab/index.json").read_text())["hosts"]["dns1"]["targets"][
+        "metal"
+    ]
+    sums = tmp_path / "s" / entry["builds"][0]["sums"]
+    r = subprocess.run(["gpgv", "--keyring", keyring, f"{sums}.sig", sums], capture_output=True)
+    assert r.returncode == 0, r.stderr
+    with pytest.raises(CoreosInfraError, match="no secret key"):
+        publish(PublishOptions(root=ROOT, store=str(tmp_path / "s2"), build_root=builds, target="metal",
+                               gnupg_home=str(home), key_id="0" * 40))  # fmt: skip
+    assert not (tmp_path / "s2").exists()

@@ -3,11 +3,12 @@
 The site key is a secret key in a GnuPG home (``publish.signing_key`` in the site file, or
 ``--gnupg-home``/``--key-id``). Without one, the demo uses a throwaway key that it generates on first use
 under ``artifacts/keys/<site>/`` and says so. Signatures are cached by (key fingerprint, sha256 of the
-signed bytes) under ``<key home>/../sig-cache`` so re-publishing an unchanged build runs no gpg at all.
+signed bytes) under ``artifacts/keys/<site>/sig-cache/`` so re-publishing an unchanged build runs no gpg.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import logging
 import os
@@ -83,7 +84,12 @@ def _secret_fingerprint(home: Path, key_id: str | None) -> str | None:
 
 
 def site_signer(root: Path, site: str, signing: SigningSettings) -> Signer:
-    """The site's signer: the configured key, else the demo's throwaway key (generated on first use)."""
+    """The site's signer: the configured key, else the demo's throwaway key (generated on first use).
+
+    Signatures are cached under ``artifacts/keys/<site>/sig-cache/<fingerprint>/``.
+    """
+    base = demo_key_dir(root, site)
+    cache = base / "sig-cache"
     if signing.configured:
         home = signing.gnupg_home or Path(os.environ.get("GNUPGHOME", Path.home() / ".gnupg"))
         if not home.is_dir():
@@ -94,21 +100,23 @@ def site_signer(root: Path, site: str, signing: SigningSettings) -> Signer:
                 f"signing key: no secret key {signing.key_id or ''} in {home}".replace("  ", " "),
                 hint="set publish.signing_key in the site file, or publish with --unsigned",
             )
-        return Signer(home=home, fingerprint=fpr, cache_dir=home.parent / f".{home.name}-sig-cache")
-    base = demo_key_dir(root, site)
+        return Signer(home=home, fingerprint=fpr, cache_dir=cache)
     home = base / "gnupg"
-    fpr = _secret_fingerprint(home, None) if home.is_dir() else None
-    if fpr is None:
-        home.mkdir(parents=True, exist_ok=True)
-        os.chmod(base, 0o700)
-        fpr = gpg.generate_key(
-            home, uid=f"coreos-infra demo signing key for site {site} <demo@{site}.invalid>"
-        )
-        LOG.warning(
-            "generated a THROWAWAY demo signing key for site %s (%s) in %s: fine for the demo, "
-            "configure publish.signing_key in the site file for real use",
-            site,
-            fpr,
-            home,
-        )
-    return Signer(home=home, fingerprint=fpr, cache_dir=base / "sig-cache")
+    base.mkdir(parents=True, exist_ok=True)
+    os.chmod(base, 0o700)
+    with open(base / ".lock", "a") as lock:  # two publishers at once must not make two keys
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        fpr = _secret_fingerprint(home, None) if home.is_dir() else None
+        if fpr is None:
+            home.mkdir(parents=True, exist_ok=True)
+            fpr = gpg.generate_key(
+                home, uid=f"coreos-infra demo signing key for site {site} <demo@{site}.invalid>"
+            )
+            LOG.warning(
+                "generated a THROWAWAY demo signing key for site %s (%s) in %s: fine for the demo, "
+                "configure publish.signing_key in the site file for real use",
+                site,
+                fpr,
+                home,
+            )
+    return Signer(home=home, fingerprint=fpr, cache_dir=cache)
