@@ -111,7 +111,15 @@ def _how_to(site: str, host: str, target: str, build: dict[str, Any], *, open_: 
         _cmd("gpg", "--dearmor", "--output", f"{site}.gpg", key_file),
         "# 2. in a directory with the build's files, SHA256SUMS and the .sig files:",
         _cmd("gpgv", "--keyring", f"./{site}.gpg", "SHA256SUMS.sig", "SHA256SUMS"),
-        *(_cmd("gpgv", "--keyring", f"./{site}.gpg", f"{n}.sig", n) for n in names),
+        *(
+            (_cmd("gpgv", "--keyring", f"./{site}.gpg", f"{n}.sig", n) for n in names)
+            if len(names) <= 3
+            else [
+                html.escape(
+                    f'for s in *.sig; do gpgv --keyring ./{shlex.quote(site)}.gpg "$s" "${{s%.sig}}"; done'
+                )
+            ]
+        ),
         _cmd("sha256sum", "--ignore-missing", "-c", "SHA256SUMS"),
     ]
     verify = "\n".join(lines)
@@ -128,13 +136,13 @@ def _how_to(site: str, host: str, target: str, build: dict[str, Any], *, open_: 
     ]
     if fmt == "pxe" or target == "pxe":
         parts.append(
-            "<details><summary>How to use</summary><p>A netboot bundle: unpack it on your TFTP/HTTP server; "
-            "see docs/pxe.md (iPXE, PXELINUX, GRUB, dnsmasq and Kea snippets).</p></details>"
+            f"{details}<summary>How to use</summary><p>A netboot bundle: unpack it on your TFTP/HTTP "
+            "server; see docs/pxe.md (iPXE, PXELINUX, GRUB, dnsmasq and Kea snippets).</p></details>"
         )
         return "\n".join(parts)
     if fmt.startswith("qcow2"):
         parts.append(
-            "<details><summary>How to use</summary><pre>"
+            f"{details}<summary>How to use</summary><pre>"
             + _cmd("xz", "-dk", disk)
             + "   # a VM disk; not for flashing</pre></details>"
         )
@@ -173,7 +181,7 @@ def _how_to(site: str, host: str, target: str, build: dict[str, Any], *, open_: 
             _cmd("sudo", "coreos-installer", "install", "/dev/sdX", "--image-file", disk, "--insecure"),
         ]
     parts.append(
-        "<details><summary>How to flash</summary><pre>" + "\n".join(flash_cmds) + "</pre></details>"
+        f"{details}<summary>How to flash</summary><pre>" + "\n".join(flash_cmds) + "</pre></details>"
     )
     return "\n".join(parts)
 
