@@ -213,3 +213,25 @@ def test_parse_duration() -> None:
     assert parse_duration("7d") == 604800 and parse_duration("90") == 90 and parse_duration("2h") == 7200
     with pytest.raises(Exception, match="invalid duration"):
         parse_duration("soon")
+
+
+def test_prune_on_s3_removes_old_builds_only(s3env: S3Server, builds: Path, tmp_path: Path) -> None:
+    from coreos_infra.publish.prune import prune
+
+    bucket = s3env.make_bucket()
+    ids = [f"{n + 1:x}" * 64 for n in range(2)]
+    for n, bid in enumerate(ids):
+        d = fake_build(builds, tmp_path / f"b{n}", "metal", bid, date=f"2026-0{n + 1}-01T00:00:00Z",
+                       payload=f"image {n}\n".encode())  # fmt: skip
+        publish(PublishOptions(root=ROOT, store=f"s3://{bucket}/p", build_root=d.parent.parent))
+    store = S3Store(bucket, "p")
+    report = prune(store, keep=1)
+    assert report.removed_builds == [f"lab/dns1/metal/{ids[0]}"]
+    keys = [i.key for i in store.list("")]
+    assert not [k for k in keys if ids[0] in k]
+    assert (
+        layout.meta("lab", "dns1", "metal", ids[1]) in keys
+        and layout.sums_signature("lab", "dns1", "metal", ids[1]) in keys
+    )
+    index = json.loads(store.get_bytes("sites/lab/index.json"))
+    assert [b["build_id"] for b in index["hosts"]["dns1"]["targets"]["metal"]["builds"]] == [ids[1]]
