@@ -234,3 +234,118 @@ def test_mounted_partition_refuses_whole_disk(tmp_path: Path) -> None:
             flash_image(raw, part, confirm=_never)
         with _mounted(part, tmp_path / "mnt"), pytest.raises(FlashError, match=f"{part.name} is mounted"):
             flash_image(raw, dev, confirm=_never)
+
+
+# --- invoke flash: from a published build, and --image ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """(store, trusted key file, metal meta.json): the metal build published, signed, to a local store."""
+    import json
+
+    from publish_testlib import ROOT, ensure_builds
+
+    from coreos_infra import gpg
+    from coreos_infra.publish.publish import PublishOptions, publish
+
+    builds = ensure_builds(("metal",), tmp_path_factory.mktemp("builds"))
+    store = tmp_path_factory.mktemp("store")
+    with gpg.throwaway_key(tmp_path_factory.mktemp("key")) as key:
+        publish(PublishOptions(root=ROOT, store=str(store), build_root=builds, gnupg_home=str(key.home),
+                               key_id=key.fingerprint))  # fmt: skip
+        trusted = tmp_path_factory.mktemp("trusted") / "lab.asc"
+        trusted.write_bytes(key.public_key())
+    meta = json.loads(next((builds / "metal").glob("*/meta.json")).read_text())
+    return store, trusted, meta
+
+
+def _invoke(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    from publish_testlib import INVOKE, ROOT, task_env
+
+    return subprocess.run([INVOKE, "flash", *args], cwd=ROOT, env=task_env(), input=stdin,
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+
+
+def _site_args(published) -> list[str]:  # type: ignore[no-untyped-def]
+    store, trusted, _ = published
+    return [
+        "--site",
+        "lab",
+        "--host",
+        "dns1",
+        "--target",
+        "metal",
+        "--store",
+        str(store),
+        "--keyring",
+        str(trusted),
+    ]
+
+
+def test_invoke_flash_published_build(published, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    _, _, meta = published
+    want = meta["image"]["uncompressed_sha256"]
+    dest = tmp_path / "card.img"
+    dest.write_bytes(b"keep")
+    # Asked, and "no" (or nothing) leaves the destination alone.
+    r = _invoke(*_site_args(published), "--device", str(dest), "--dest", str(tmp_path / "dl"), stdin="no\n")
+    assert r.returncode == 1 and "not confirmed" in r.stderr and "EVERYTHING ON IT WILL BE LOST" in r.stderr
+    assert dest.read_bytes() == b"keep"
+    r = _invoke(*_site_args(published), "--device", str(dest), "--dest", str(tmp_path / "dl"), stdin="yes\n")
+    assert r.returncode == 0, r.stderr
+    assert hashlib.sha256(dest.read_bytes()).hexdigest() == want
+    assert f"sha256 {want}" in r.stdout
+    # Only the image was downloaded (plus the verified SHA256SUMS and meta.json).
+    names = {p.name for p in (tmp_path / "dl").iterdir()}
+    assert names == {meta["artifacts"][0]["name"], meta["artifacts"][0]["name"] + ".sig", "SHA256SUMS",
+                     "SHA256SUMS.sig", "meta.json"}, names  # fmt: skip
+
+
+def test_invoke_flash_to_loop_device(published, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    _, _, meta = published
+    backing = tmp_path / "sd.bin"
+    backing.write_bytes(bytes(1))
+    os.truncate(backing, 1 << 30)
+    with _loop(backing) as dev:
+        r = _invoke(*_site_args(published), "--device", str(dev), "--dest", str(tmp_path / "dl"), "--yes")
+        assert r.returncode == 0, r.stderr
+        written = int(r.stdout.split()[1])
+    h = hashlib.sha256()
+    with open(backing, "rb") as f:
+        left = written
+        while left:
+            chunk = f.read(min(MIB, left))
+            h.update(chunk)
+            left -= len(chunk)
+    assert h.hexdigest() == meta["image"]["uncompressed_sha256"]
+
+
+def test_invoke_flash_image_needs_its_signature(published, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from publish_testlib import invoke
+
+    _, trusted, meta = published
+    r = invoke("download", *_site_args(published), "--dest", str(tmp_path / "dl"))
+    assert r.returncode == 0, r.stderr
+    image = next(Path(p) for p in r.stdout.split() if p.endswith(".raw.xz"))
+    r = _invoke(
+        "--image", str(image), "--device", str(tmp_path / "a.img"), "--keyring", str(trusted), "--yes"
+    )
+    assert r.returncode == 0, r.stderr
+    assert (
+        hashlib.sha256((tmp_path / "a.img").read_bytes()).hexdigest() == meta["image"]["uncompressed_sha256"]
+    )
+    # Tampered local image: the .sig does not match, nothing written.
+    bad = tmp_path / "bad.raw.xz"
+    data = bytearray(image.read_bytes())
+    data[100] ^= 1
+    bad.write_bytes(bytes(data))
+    (tmp_path / "bad.raw.xz.sig").write_bytes(Path(str(image) + ".sig").read_bytes())
+    r = _invoke("--image", str(bad), "--device", str(tmp_path / "b.img"), "--keyring", str(trusted), "--yes")
+    assert r.returncode == 1 and "BAD signature" in r.stderr and not (tmp_path / "b.img").exists()
+    # No .sig: refused unless --allow-unsigned.
+    raw, data2 = _image(tmp_path, 3 * MIB, "plain.raw")
+    r = _invoke("--image", str(raw), "--device", str(tmp_path / "c.img"), "--yes")
+    assert r.returncode == 1 and "refusing an unverified image" in r.stderr and "Traceback" not in r.stderr
+    r = _invoke("--image", str(raw), "--device", str(tmp_path / "c.img"), "--yes", "--allow-unsigned")
+    assert r.returncode == 0 and (tmp_path / "c.img").read_bytes() == data2
