@@ -26,11 +26,12 @@ LOG = logging.getLogger("coreos_infra.publish")
 _FPR = re.compile(r"^fpr:(?:[^:]*:){8}([0-9A-F]{40,64}):", re.MULTILINE)
 
 
-@dataclass(frozen=True)
+@dataclass
 class Signer:
     home: Path
     fingerprint: str
     cache_dir: Path
+    used_agent: bool = False  # whether gpg signed anything (and so started an agent) in this run
 
     def _cached(self, sha256: str) -> Path:
         return self.cache_dir / self.fingerprint / f"{sha256}.sig"
@@ -41,6 +42,7 @@ class Signer:
         if cached.is_file():
             return cached.read_bytes()
         cached.parent.mkdir(parents=True, exist_ok=True)
+        self.used_agent = True
         gpg.sign_detached(self.home, self.fingerprint, path, dest=cached)
         return cached.read_bytes()
 
@@ -59,10 +61,18 @@ class Signer:
             tmp.unlink(missing_ok=True)
 
     def public_key(self) -> bytes:
-        return gpg.export_public_key(self.home, self.fingerprint, armor=True)
+        """The armored public key (cached next to the signatures: a re-publish runs no gpg)."""
+        cached = self.cache_dir / self.fingerprint / "public.asc"
+        if cached.is_file():
+            return cached.read_bytes()
+        data = gpg.export_public_key(self.home, self.fingerprint, armor=True)
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(cached, data)
+        return data
 
     def close(self) -> None:
-        gpg.stop_agent(self.home)
+        if self.used_agent:
+            gpg.stop_agent(self.home)
 
 
 def _secret_fingerprint(home: Path, key_id: str | None) -> str | None:
