@@ -708,15 +708,25 @@ def nightly_report(c: Context, summaries: str, out: str = "", store: str = "", e
 # ---- publish
 
 
-@contextlib.contextmanager
-def _store_errors() -> Iterator[None]:
-    """Like _user_errors, and a failed local file operation is one line too (no traceback)."""
-    with _user_errors():
-        try:
-            yield
-        except OSError as e:
+class _store_errors:  # noqa: N801 - used like a function: `with _store_errors():`
+    """A CoreosInfraError or a failed file operation: one `Error:` line and exit code 1 (no traceback).
+
+    Self-contained (needs nothing else from this file), so it keeps working when the top of tasks.py changes.
+    """
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: object, e: BaseException | None, tb: object) -> bool:
+        from coreos_infra.errors import CoreosInfraError
+
+        if isinstance(e, CoreosInfraError):
+            print(f"Error: {e}", file=sys.stderr)
+            raise Exit(code=1) from None
+        if isinstance(e, OSError):
             print(f"Error: {e.filename or ''}{': ' if e.filename else ''}{e.strerror or e}", file=sys.stderr)
             raise Exit(code=1) from None
+        return False
 
 
 def _open_store(site: str, store: str, endpoint_url: str, create_bucket: bool = False):  # type: ignore[no-untyped-def]
