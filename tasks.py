@@ -892,12 +892,14 @@ _FETCH_BUILD_HELP = {
     "keyring": "trusted site public key (file or directory of keys); default: the site's publish.keyring, "
     "else the local demo key; never only the key in the store",
     "allow_unsigned": "accept a build published with --unsigned (only its SHA-256 is checked)",
+    "verify_each": "also check each file's own .sig with gpgv (streamed; the signed SHA256SUMS already "
+    "covers every file)",
     "debug": "log every step",
 }
 
 
 def _download(site: str, host: str, target: str, build: str, store: str, endpoint_url: str, keyring: str,
-              allow_unsigned: bool, dest: str, names_of=None):  # type: ignore[no-untyped-def]  # fmt: skip
+              allow_unsigned: bool, dest: str, names_of=None, verify_each: bool = False):  # type: ignore[no-untyped-def]  # fmt: skip
     """Resolve and download (verified) a build; ``names_of(build)`` picks the files (default: all)."""
     from pathlib import Path
 
@@ -911,7 +913,7 @@ def _download(site: str, host: str, target: str, build: str, store: str, endpoin
         return download_build(
             st, site, host, target, dest=Path(dest) if dest else artifacts_dir(root) / "download",
             per_build_dir=not dest, keyring=trusted, allow_unsigned=allow_unsigned,
-            names=names_of(b) if names_of else None, resolved=b,
+            names=names_of(b) if names_of else None, resolved=b, verify_each=verify_each,
         )  # fmt: skip
 
 
@@ -928,6 +930,7 @@ def download(
     endpoint_url: str = "",
     keyring: str = "",
     allow_unsigned: bool = False,
+    verify_each: bool = False,
     debug: bool = False,
 ) -> None:
     """Download a published build: resumes, checks signatures and SHA-256 before a file gets its name."""
@@ -938,8 +941,13 @@ def download(
         raise Exit(code=2)
     setup_logging(debug=debug)
     with _store_errors():
-        got = _download(site, host, target, build, store, endpoint_url, keyring, allow_unsigned, dest)
-    how = "verified (signature and SHA-256)" if got.signed else "UNSIGNED: only the SHA-256 was checked"
+        got = _download(site, host, target, build, store, endpoint_url, keyring, allow_unsigned, dest,
+                        verify_each=verify_each)  # fmt: skip
+    how = (
+        "verified (signed SHA256SUMS" + (", each .sig" if verify_each else "") + ")"
+        if got.signed
+        else "UNSIGNED: only the SHA-256 was checked"
+    )
     print(f"build {got.build.build_id} of {site}/{host}/{target}: {how}", file=sys.stderr)
     for path in got.files.values():
         print(path)
@@ -974,6 +982,7 @@ def flash(
     endpoint_url: str = "",
     keyring: str = "",
     allow_unsigned: bool = False,
+    verify_each: bool = False,
     debug: bool = False,
 ) -> None:
     """Write a verified image to a device: decompresses while writing, refuses mounted and system disks,
@@ -999,7 +1008,7 @@ def flash(
             path = Path(image)
         else:
             got = _download(site, host, target, build, store, endpoint_url, keyring, allow_unsigned, dest,
-                            names_of=lambda b: [b.disk_image().name])  # fmt: skip
+                            names_of=lambda b: [b.disk_image().name], verify_each=verify_each)  # fmt: skip
             path = got.files[got.build.disk_image().name]
             expected = got.uncompressed_sha256(path.name)
         result = flash_image(path, Path(device), confirm=None if yes else _confirm, expected_sha256=expected)

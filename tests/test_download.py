@@ -103,7 +103,14 @@ def test_download_latest_verified(published: Path, builds: Path, keyfile: Path, 
     meta = _meta(builds, "metal")
     store = LocalStore(published)
     got = download_build(
-        store, "lab", "dns1", "metal", dest=tmp_path / "dl", keyring=keyfile, show_progress=False
+        store,
+        "lab",
+        "dns1",
+        "metal",
+        dest=tmp_path / "dl",
+        keyring=keyfile,
+        verify_each=True,
+        show_progress=False,
     )
     assert got.build.build_id == meta["build_id"] and got.signed
     for art in meta["artifacts"]:
@@ -313,7 +320,7 @@ def test_invoke_download(published: Path, builds: Path, keyfile: Path, tmp_path:
     meta = _meta(builds, "metal")
     printed = [Path(line) for line in r.stdout.splitlines()]
     assert printed == [tmp_path / "dl" / a["name"] for a in meta["artifacts"]]
-    assert "verified (signature and SHA-256)" in r.stderr
+    assert "verified (signed SHA256SUMS)" in r.stderr
     # Default destination: per build under artifacts/download/ of the project.
     store_dir = _copy_store(published, tmp_path)
     disk = store_dir / _metal_entry(_index(store_dir))["files"][0]["key"]
@@ -336,11 +343,15 @@ def test_wrong_file_signature_refused(published: Path, keyfile: Path, tmp_path: 
     _replace(store_dir / f["signature"], (store_dir / entry["sums_signature"]).read_bytes())
     with pytest.raises(VerificationError, match="BAD signature"):
         download_build(LocalStore(store_dir), "lab", "dns1", "metal", dest=tmp_path / "dl", keyring=keyfile,
-                       show_progress=False)  # fmt: skip
+                       verify_each=True, show_progress=False)  # fmt: skip
     _assert_nothing_kept(tmp_path / "dl")
     # Garbage instead of a signature: gpgv never starts reading; the download still ends cleanly.
     _replace(store_dir / f["signature"], b"not a signature")
     with pytest.raises(VerificationError, match="bad signature"):
         download_build(LocalStore(store_dir), "lab", "dns1", "metal", dest=tmp_path / "dl", keyring=keyfile,
-                       show_progress=False)  # fmt: skip
+                       verify_each=True, show_progress=False)  # fmt: skip
     _assert_nothing_kept(tmp_path / "dl")
+    # Without --verify-each the file's own .sig is not used (the signed SHA256SUMS covers the file).
+    got = download_build(LocalStore(store_dir), "lab", "dns1", "metal", dest=tmp_path / "dl2",
+                         keyring=keyfile, show_progress=False)  # fmt: skip
+    assert got.signed and not list((tmp_path / "dl2").glob("*.raw.xz.sig"))

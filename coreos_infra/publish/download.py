@@ -10,17 +10,20 @@ never only from the store itself:
 
 1. ``SHA256SUMS`` and its detached signature (gpgv); every file's SHA-256 in the index must equal the
    signed one;
-2. each file is downloaded to ``.<name>.<sha256 prefix>.part`` in the destination, hashed as it arrives
-   and, at the same time, fed to ``gpgv`` with the file's own detached ``.sig`` through a FIFO, so the
-   signature check costs no second pass over the file;
-3. only when size, SHA-256 and signature all verified is the file renamed to its name (mode 0600 when
+2. each file is downloaded to ``.<name>.<sha256 prefix>.part`` in the destination and hashed as it
+   arrives; its SHA-256 must be the signed one. That is the whole proof: a per-file ``.sig`` is an
+   OpenPGP signature by the same key over a digest (SHA-256 with gpg's defaults) of the same bytes, so
+   it adds no assurance, only a second, slower hash (gpgv hashes at a fraction of OpenSSL's speed).
+   ``verify_each`` (``--verify-each``) checks it all the same: the bytes are fed to ``gpgv`` with the
+   file's ``.sig`` through a FIFO while they arrive (no second pass); the ``.sig`` is then kept too;
+3. only when size, SHA-256 (and signature) all verified is the file renamed to its name (mode 0600 when
    the build carries secrets). A file that fails is deleted, partial data included: nothing unverified
    is kept. An interrupted download keeps its ``.part`` file; the next run continues from its size
    (the prefix already there is hashed and fed to gpgv first). Dropped connections are retried in the
    same run, resuming where they stopped.
 
-The destination also gets each ``.sig``, ``meta.json`` and ``SHA256SUMS`` (+ ``.sig``), so
-``sha256sum -c SHA256SUMS`` and ``gpgv`` work there by hand too.
+The destination also gets ``meta.json`` (checked against SHA256SUMS) and ``SHA256SUMS`` (+ ``.sig``), so
+``gpgv SHA256SUMS.sig SHA256SUMS && sha256sum -c SHA256SUMS`` works there by hand too.
 """
 
 from __future__ import annotations
@@ -32,7 +35,6 @@ import hashlib
 import json
 import logging
 import os
-import queue
 import re
 import stat
 import tempfile
@@ -45,7 +47,7 @@ from typing import Any, BinaryIO, cast
 
 from coreos_infra import gpg
 from coreos_infra.errors import CoreosInfraError, VerificationError
-from coreos_infra.fsutil import CHUNK, write_atomic
+from coreos_infra.fsutil import CHUNK, atomic_output, write_atomic
 from coreos_infra.log import progress
 from coreos_infra.publish import index as idx
 from coreos_infra.publish import layout
@@ -54,6 +56,9 @@ from coreos_infra.safenames import safe_file_name
 
 LOG = logging.getLogger("coreos_infra.publish")
 
+STREAMS = 4  # parallel range GETs for a big file (like rclone's multi-thread streams)
+PARALLEL_MIN = 64 << 20  # files smaller than this are fetched in one stream
+JOURNAL_EVERY = 32 << 20  # how often the .part.done journal records the complete prefix
 RETRIES = 4  # extra attempts after a dropped connection, each resuming where the last one stopped
 MAX_SMALL = 16 << 20  # signatures, SHA256SUMS, meta.json, pointers
 F_SETPIPE_SZ = 1031
@@ -325,62 +330,156 @@ class _StreamVerifier:
             self._close()
 
 
-class _Sink:
-    """What the store streams into: the .part file, then (in a second thread) SHA-256 and gpgv."""
+class _RangeDone(Exception):
+    """Raised from a range writer once its range is complete (stops the store's stream)."""
 
-    def __init__(self, fd: int, verifier: _StreamVerifier | None, bar: Any) -> None:
-        self.fd = fd
-        self.hasher = hashlib.sha256()
-        self.verifier = verifier
+
+class _Progress:
+    """How far each range got; the hasher waits on it."""
+
+    def __init__(self, starts: list[int], bar: Any) -> None:
+        self.pos = list(starts)
+        self.cond = threading.Condition()
         self.bar = bar
-        self.written = 0
-        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=32)
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._digest, daemon=True)
-        self._thread.start()
+        self.stopped = False
 
-    def _digest(self) -> None:
-        try:
-            while (chunk := self._queue.get()) is not None:
-                self.hasher.update(chunk)
-                if self.verifier is not None:
-                    self.verifier.feed(chunk)
-        except BaseException as e:
-            self._error = e
-            while self._queue.get() is not None:  # keep draining so the writer never blocks
-                pass
+    def advance(self, k: int, pos: int, n: int) -> None:
+        with self.cond:
+            self.pos[k] = pos
+            self.bar.update(n)
+            self.cond.notify_all()
 
-    def take(self, chunk: bytes) -> None:
-        """Bytes that are already in the .part file (a resumed download): digest only."""
-        self._queue.put(chunk)
+    def stop(self) -> None:
+        with self.cond:
+            self.stopped = True
+            self.cond.notify_all()
+
+
+class _RangeWriter:
+    """What the store streams one range into: ``pwrite`` at the range's position, then stop."""
+
+    def __init__(self, fd: int, k: int, start: int, end: int, progress: _Progress) -> None:
+        self.fd, self.k, self.pos, self.end, self.progress = fd, k, start, end, progress
 
     def write(self, chunk: bytes) -> int:
-        view = memoryview(chunk)
+        if self.progress.stopped:
+            raise _RangeDone  # another range failed: stop this stream too
+        view = memoryview(chunk)[: self.end - self.pos]
         while view:
             try:
-                view = view[os.write(self.fd, view) :]
+                n = os.pwrite(self.fd, view, self.pos)
             except OSError as e:
                 if e.errno in (errno.ENOSPC, errno.EDQUOT):
                     raise DownloadError("no space left on the device of the destination directory") from None
                 raise
-        self.written += len(chunk)
-        self.bar.update(len(chunk))
-        self._queue.put(bytes(chunk))
+            view = view[n:]
+            self.pos += n
+            self.progress.advance(self.k, self.pos, n)
+        if self.pos >= self.end:
+            raise _RangeDone
         return len(chunk)
 
-    def close(self) -> str:
-        self._queue.put(None)
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self.hasher.hexdigest()
+
+def _get_range(store: Store, key: str, w: _RangeWriter, errors: list[BaseException]) -> None:
+    """Fetch one range, retrying dropped connections from where they stopped; errors go to ``errors``."""
+    attempt = 0
+    try:
+        while w.pos < w.end and not w.progress.stopped:
+            start = w.pos
+            try:
+                store.read_to(key, cast(BinaryIO, w), offset=w.pos)
+            except _RangeDone:
+                return
+            except CoreosInfraError as e:
+                if "no object" in e.message:
+                    raise
+                attempt = 0 if w.pos > start else attempt + 1
+                if attempt > RETRIES:
+                    raise DownloadError(
+                        f"{key}: download failed after {RETRIES + 1} attempts at byte {w.pos}: {e.message}",
+                        hint="run the same command again: it resumes where it stopped",
+                    ) from None
+                LOG.warning("%s: %s; resuming at byte %d", key, e.message, w.pos)
+                time.sleep(min(0.5 * 2**attempt, 10))
+                continue
+            if w.pos < w.end:  # the stream ended early without an error
+                attempt += 1
+                if attempt > RETRIES:
+                    raise DownloadError(f"{key}: the store sent only {w.pos} of {w.end} bytes")
+    except BaseException as e:
+        errors.append(e)
+        w.progress.stop()
 
 
-# --- downloading ---------------------------------------------------------------------------------------
+def _digest(fd: int, size: int, ranges: list[tuple[int, int]], progress: _Progress,
+            verifier: _StreamVerifier | None, journal: Path, out: dict[str, Any]) -> None:  # fmt: skip
+    """SHA-256 (and gpgv) over the file in order, reading each byte as soon as its range wrote it.
+
+    ``journal`` records how far the file is complete from its start, for a later run to resume at.
+    """
+    hasher = hashlib.sha256()
+    pos = 0
+    mark = 0
+    try:
+        for k, (_start, end) in enumerate(ranges):
+            while pos < end:
+                with progress.cond:
+                    while progress.pos[k] <= pos and not progress.stopped:
+                        progress.cond.wait()
+                    avail = progress.pos[k]
+                    if progress.stopped and avail <= pos:
+                        return
+                while pos < avail:
+                    chunk = os.pread(fd, min(CHUNK, avail - pos), pos)
+                    if not chunk:
+                        raise DownloadError(f"{journal}: the partial file shrank")
+                    hasher.update(chunk)
+                    if verifier is not None:
+                        verifier.feed(chunk)
+                    pos += len(chunk)
+                if pos - mark >= JOURNAL_EVERY:
+                    with atomic_output(journal, durable=False) as j:
+                        j.write(str(pos).encode())
+                    mark = pos
+        out["sha256"] = hasher.hexdigest()
+    except BaseException as e:
+        out["error"] = e
+        progress.stop()
+    finally:
+        out["pos"] = pos
 
 
 def part_path(dest: Path, f: FileEntry) -> Path:
     return dest / f".{f.name}.{f.sha256[:16]}.part"
+
+
+def journal_path(part: Path) -> Path:
+    return part.with_name(part.name + ".done")
+
+
+def _resume_point(part: Path, size: int) -> int:
+    """Bytes of ``part`` known complete: what the journal recorded (bounded by the file), else its size."""
+    try:
+        have = part.stat().st_size
+    except FileNotFoundError:
+        return 0
+    journal = journal_path(part)
+    if journal.exists():
+        try:
+            have = min(have, int(journal.read_text().strip() or 0))
+        except (OSError, ValueError):
+            have = 0
+    return have if have <= size else 0
+
+
+def _split(have: int, size: int) -> list[tuple[int, int]]:
+    """The ranges still to fetch: one, or ``STREAMS`` parallel ones for a big remainder."""
+    left = size - have
+    n = STREAMS if left >= PARALLEL_MIN else 1
+    step = -(-left // n)
+    return [
+        (have + i * step, min(size, have + (i + 1) * step)) for i in range(n) if have + i * step < size
+    ] or [(have, size)]
 
 
 def _fetch_file(
@@ -406,72 +505,61 @@ def _fetch_file(
             f"{f.key}: the store's metadata says SHA-256 {info.sha256}, the index {f.sha256}"
         )
     part = part_path(dest, f)
-    have = 0
-    with contextlib.suppress(FileNotFoundError):
-        have = part.stat().st_size
-    if have > f.size:
-        LOG.warning("%s: partial file is longer than the file; starting again", part)
-        part.unlink()
-        have = 0
+    journal = journal_path(part)
+    have = _resume_point(part, f.size)
     fd = os.open(part, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
     ok = False
     verifier: _StreamVerifier | None = None
     try:
+        os.ftruncate(fd, have)
+        with atomic_output(journal, durable=False) as j:
+            j.write(str(have).encode())
+        if have:
+            LOG.info("%s: resuming at byte %d of %d", f.name, have, f.size)
+            result.resumed[f.name] = have
         if signature is not None and keyring is not None:
             verifier = _StreamVerifier(signature, keyring, f.name, dest)
+        ranges = [(0, have), *_split(have, f.size)] if have else _split(have, f.size)
         with progress(f.size if show_progress else None, f.name) as bar:
-            sink = _Sink(fd, verifier, bar)
+            starts = [e if (have and k == 0) else s for k, (s, e) in enumerate(ranges)]
+            prog = _Progress(starts, bar)
+            bar.update(have)
+            errors: list[BaseException] = []
+            out: dict[str, Any] = {}
+            args = (fd, f.size, ranges, prog, verifier, journal, out)
+            hasher = threading.Thread(target=_digest, args=args, daemon=True)
+            hasher.start()
+            workers = [
+                threading.Thread(
+                    target=_get_range,
+                    args=(store, f.key, _RangeWriter(fd, k, s, e, prog), errors),
+                    daemon=True,
+                )  # fmt: skip
+                for k, (s, e) in enumerate(ranges)
+                if not (have and k == 0)
+            ]
             try:
-                if have:
-                    LOG.info("%s: resuming at byte %d of %d", f.name, have, f.size)
-                    result.resumed[f.name] = have
-                    os.lseek(fd, 0, os.SEEK_SET)
-                    left = have
-                    while left:
-                        chunk = os.read(fd, min(CHUNK, left))
-                        if not chunk:
-                            raise DownloadError(f"{part}: shrank while being read")
-                        sink.take(chunk)
-                        left -= len(chunk)
-                    bar.update(have)
-                os.lseek(fd, have, os.SEEK_SET)
-                attempt = 0
-                while sink.written + have < f.size:
-                    start = sink.written
-                    try:
-                        store.read_to(f.key, cast(BinaryIO, sink), offset=have + sink.written)
-                    except CoreosInfraError as e:
-                        if "no object" in e.message:
-                            raise
-                        attempt = 0 if sink.written > start else attempt + 1
-                        if attempt > RETRIES:
-                            raise DownloadError(
-                                f"{f.key}: download failed after {RETRIES + 1} attempts at byte "
-                                f"{have + sink.written}: {e.message}",
-                                hint="run the same command again: it resumes where it stopped",
-                            ) from None
-                        LOG.warning("%s: %s; resuming at byte %d", f.name, e.message, have + sink.written)
-                        time.sleep(min(0.5 * 2**attempt, 10))
-                        continue
-                    if sink.written + have < f.size:
-                        attempt += 1
-                        if attempt > RETRIES:
-                            raise DownloadError(
-                                f"{f.key}: the store sent {have + sink.written} of {f.size} bytes"
-                            )
-                    if sink.written + have > f.size:
-                        break
-                total = have + sink.written
-                digest = sink.close()
-            except BaseException:
-                with contextlib.suppress(BaseException):
-                    sink.close()
-                raise
-        if total != f.size:
-            raise VerificationError(f"{f.key}: got {total} bytes, the index says {f.size}")
+                for w in workers:
+                    w.start()
+                for w in workers:
+                    w.join()
+            finally:
+                if errors or any(w.is_alive() for w in workers):
+                    prog.stop()
+                hasher.join()
+        pos = int(out.get("pos", 0))
+        with atomic_output(journal, durable=False) as j:
+            j.write(str(pos).encode())
+        if errors:
+            raise errors[0]
+        if "error" in out:
+            raise out["error"]
+        digest = out.get("sha256")
+        if pos != f.size or digest is None:
+            raise DownloadError(f"{f.key}: got {pos} of {f.size} bytes")
         if digest != f.sha256:
             raise VerificationError(
-                f"{f.key}: SHA-256 mismatch: downloaded {total} bytes hashing to {digest}, "
+                f"{f.key}: SHA-256 mismatch: downloaded {f.size} bytes hashing to {digest}, "
                 f"the signed checksums say {f.sha256}; the object in the store is corrupt or tampered with"
             )
         if verifier is not None:
@@ -482,6 +570,7 @@ def _fetch_file(
         ok = True
     except VerificationError:
         part.unlink(missing_ok=True)  # a verified mismatch: nothing of it is kept, not even for resuming
+        journal.unlink(missing_ok=True)
         raise
     finally:
         os.close(fd)
@@ -489,7 +578,9 @@ def _fetch_file(
             verifier.abort()
         if not ok and part.exists() and part.stat().st_size == 0:
             part.unlink()
+            journal.unlink(missing_ok=True)
     os.replace(part, final)
+    journal.unlink(missing_ok=True)
     return final
 
 
@@ -538,6 +629,7 @@ def download_build(
     allow_unsigned: bool = False,
     names: Sequence[str] | None = None,
     per_build_dir: bool = False,
+    verify_each: bool = False,
     show_progress: bool = True,
     resolved: Build | None = None,
 ) -> Downloaded:
@@ -546,7 +638,8 @@ def download_build(
     ``keyring`` holds the trusted site key(s); it is required unless ``allow_unsigned``, and even then a
     signature that is present is checked when a keyring is given. ``names`` limits the files fetched.
     ``per_build_dir`` puts the files in ``dest/<site>/<host>/<target>/<build ID>/``. ``resolved`` is a
-    build :func:`resolve_build` already found (no second look-up).
+    build :func:`resolve_build` already found (no second look-up). ``verify_each`` also checks every
+    file's own detached signature with gpgv (streamed while downloading).
     """
     b = resolved or resolve_build(store, site, host, target, build)
     signed = b.sums_signature is not None
@@ -597,7 +690,8 @@ def download_build(
                     raise VerificationError(f"{f.key}: the build is signed but this file has no signature")
                 signatures[f.name] = None
             else:
-                signatures[f.name] = _small(store, f.signature) if trusted is not None else None
+                fetch_sig = verify_each and trusted is not None
+                signatures[f.name] = _small(store, f.signature) if fetch_sig else None
 
         def fetch(f: FileEntry, sig: bytes | None) -> Path:
             return _fetch_file(store, f, dest, signature=sig, keyring=trusted, mode=mode,
