@@ -1000,10 +1000,12 @@ def flash(
     with _store_errors():
         expected = None
         if image:
+            from contextlib import nullcontext
+
             from coreos_infra.publish.download import keyring_for
 
             given = Path(keyring) if keyring else None
-            with keyring_for(root, site, given) if site else contextlib.nullcontext(given) as trusted:
+            with keyring_for(root, site, given) if site else nullcontext(given) as trusted:
                 verify_local_image(Path(image), keyring=trusted, allow_unsigned=allow_unsigned)
             path = Path(image)
         else:
