@@ -8,8 +8,9 @@ for that (site, host, target, build, name); anything else is refused before a re
 Verification, against a trusted keyring that comes from the caller (``--keyring`` or the site settings),
 never only from the store itself:
 
-1. ``SHA256SUMS`` and its detached signature (gpgv); every file's SHA-256 in the index must equal the
-   signed one;
+1. ``SHA256SUMS`` and its detached signature (gpgv; the keyring is built and the signature checked while
+   the files download, and no file is renamed before that passed); every file's SHA-256 in the index
+   must equal the one in ``SHA256SUMS``;
 2. each file is downloaded to ``.<name>.<sha256 prefix>.part`` in the destination and hashed as it
    arrives; its SHA-256 must be the signed one. That is the whole proof: a per-file ``.sig`` is an
    OpenPGP signature by the same key over a digest (SHA-256 with gpg's defaults) of the same bytes, so
@@ -40,7 +41,7 @@ import stat
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, cast
@@ -415,7 +416,7 @@ def _digest(fd: int, size: int, ranges: list[tuple[int, int]], progress: _Progre
             verifier: _StreamVerifier | None, journal: Path, out: dict[str, Any]) -> None:  # fmt: skip
     """SHA-256 (and gpgv) over the file in order, reading each byte as soon as its range wrote it.
 
-    ``journal`` records how far the file is complete from its start, for a later run to resume at.
+    ``journal`` records how far the file is complete (and synced) from its start, for a later run.
     """
     hasher = hashlib.sha256()
     pos = 0
@@ -438,6 +439,9 @@ def _digest(fd: int, size: int, ranges: list[tuple[int, int]], progress: _Progre
                         verifier.feed(chunk)
                     pos += len(chunk)
                 if pos - mark >= JOURNAL_EVERY:
+                    # Durable before it is recorded; this also starts the writeback early, so the
+                    # final fsync has little left to do.
+                    os.fdatasync(fd)
                     with atomic_output(journal, durable=False) as j:
                         j.write(str(pos).encode())
                     mark = pos
@@ -492,8 +496,13 @@ def _fetch_file(
     mode: int,
     show_progress: bool,
     result: Downloaded,
+    before_rename: Callable[[], None] | None = None,
 ) -> Path:
-    """Download, verify and rename one file; see the module docstring."""
+    """Download, verify and rename one file; see the module docstring.
+
+    ``before_rename`` runs once the file verified, before it gets its name (the SHA256SUMS signature
+    check that ran meanwhile); it raises to refuse the file.
+    """
     final = dest / f.name
     info = store.head(f.key)
     if info is None:
@@ -565,6 +574,8 @@ def _fetch_file(
         if verifier is not None:
             verifier.finish()
             verifier = None
+        if before_rename is not None:
+            before_rename()
         os.fsync(fd)
         os.fchmod(fd, mode)
         ok = True
@@ -605,6 +616,39 @@ def _reuse(path: Path, f: FileEntry, signature: bytes | None, keyring: gpg.Keyri
             LOG.warning("%s: %s; downloading it again", path, e.message)
             return False
     return True
+
+
+class _Gate:
+    """A check running in the background (the SHA256SUMS signature); :meth:`wait` re-raises its error."""
+
+    def __init__(self, job: Callable[[], None] | None) -> None:
+        self.error: BaseException | None = None
+        self.passed = job is None
+        self._thread: threading.Thread | None = None
+        if job is not None:
+            self._thread = threading.Thread(target=self._run, args=(job,), daemon=True)
+            self._thread.start()
+
+    def _run(self, job: Callable[[], None]) -> None:
+        try:
+            job()
+            self.passed = True
+        except BaseException as e:  # re-raised by wait()
+            self.error = e
+
+    def join(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+
+    def wait(self) -> None:
+        self.join()
+        if self.error is not None:
+            raise self.error
+
+
+def _with_keyring(keyring: Path | None, fn: Callable[[gpg.Keyring | None], None]) -> None:
+    with trusted_keyring(keyring) as trusted:
+        fn(trusted)
 
 
 @contextlib.contextmanager
@@ -666,23 +710,31 @@ def download_build(
     dest.mkdir(parents=True, exist_ok=True)
     mode = 0o600 if b.contains_secrets else 0o644
     result = Downloaded(b, dest, signed=signed and keyring is not None)
-    with trusted_keyring(keyring) as trusted:
-        sums_data = _small(store, b.sums) if b.sums else None
-        sums_sig = _small(store, b.sums_signature) if b.sums_signature else None
-        checked: dict[str, str] = {}
-        if sums_data is not None:
-            if sums_sig is not None and trusted is not None:
-                with tempfile.TemporaryDirectory(prefix="coreos-infra-sums-") as tmp:
-                    p = Path(tmp) / "SHA256SUMS"
-                    p.write_bytes(sums_data)
-                    gpg.verify_detached(p, sums_sig, trusted, what=f"{b.sums}")
-            checked = parse_sums(sums_data, f"{store.url}/{b.sums}")
-        for f in wanted:
-            if (result.signed or sums_data is not None) and checked.get(f.name) != f.sha256:
-                raise VerificationError(
-                    f"{f.key}: the index says SHA-256 {f.sha256}, "
-                    f"SHA256SUMS says {checked.get(f.name) or 'nothing'}"
-                )
+    sums_data = _small(store, b.sums) if b.sums else None
+    sums_sig = _small(store, b.sums_signature) if b.sums_signature else None
+    checked = parse_sums(sums_data, f"{store.url}/{b.sums}") if sums_data is not None else {}
+    for f in wanted:
+        if (result.signed or sums_data is not None) and checked.get(f.name) != f.sha256:
+            raise VerificationError(
+                f"{f.key}: the index says SHA-256 {f.sha256}, "
+                f"SHA256SUMS says {checked.get(f.name) or 'nothing'}"
+            )
+
+    def check_sums(trusted: gpg.Keyring | None) -> None:
+        if sums_data is not None and sums_sig is not None and trusted is not None:
+            with tempfile.TemporaryDirectory(prefix="coreos-infra-sums-") as tmp:
+                p = Path(tmp) / "SHA256SUMS"
+                p.write_bytes(sums_data)
+                gpg.verify_detached(p, sums_sig, trusted, what=f"{b.sums}")
+
+    with contextlib.ExitStack() as stack:
+        if verify_each:  # the keyring is needed while downloading: build it and check SHA256SUMS first
+            trusted = stack.enter_context(trusted_keyring(keyring))
+            check_sums(trusted)
+            gate = _Gate(None)
+        else:  # the keyring and the SHA256SUMS signature are checked while the files download
+            trusted = None
+            gate = _Gate(lambda: _with_keyring(keyring, check_sums))
         signatures: dict[str, bytes | None] = {}
         for f in wanted:
             if f.signature is None:
@@ -690,32 +742,37 @@ def download_build(
                     raise VerificationError(f"{f.key}: the build is signed but this file has no signature")
                 signatures[f.name] = None
             else:
-                fetch_sig = verify_each and trusted is not None
-                signatures[f.name] = _small(store, f.signature) if fetch_sig else None
+                signatures[f.name] = _small(store, f.signature) if trusted is not None else None
 
         def fetch(f: FileEntry, sig: bytes | None) -> Path:
-            return _fetch_file(store, f, dest, signature=sig, keyring=trusted, mode=mode,
-                               show_progress=show_progress, result=result)  # fmt: skip
+            return _fetch_file(store, f, dest, signature=sig, keyring=trusted, mode=mode, result=result,
+                               show_progress=show_progress, before_rename=gate.wait)  # fmt: skip
 
-        for f in wanted:
-            sig = signatures[f.name]
-            final = dest / f.name
-            if _reuse(final, f, sig, trusted):
-                os.chmod(final, mode)
-                result.reused.append(f.name)
-                result.files[f.name] = final
-            else:
-                try:
-                    result.files[f.name] = fetch(f, sig)
-                except VerificationError as e:
-                    if f.name not in result.resumed:
-                        raise
-                    # The part kept from an earlier run may be what was wrong: once more from byte 0.
-                    LOG.warning("%s: %s; downloading it again from the start", f.name, e.message)
-                    del result.resumed[f.name]
-                    result.files[f.name] = fetch(f, sig)
-            if sig is not None:
-                write_atomic(dest / layout.signature(f.name), sig)
+        try:
+            for f in wanted:
+                sig = signatures[f.name]
+                final = dest / f.name
+                if _reuse(final, f, sig, trusted):
+                    gate.wait()
+                    os.chmod(final, mode)
+                    result.reused.append(f.name)
+                    result.files[f.name] = final
+                else:
+                    try:
+                        result.files[f.name] = fetch(f, sig)
+                    except VerificationError as e:
+                        if f.name not in result.resumed:
+                            raise
+                        gate.wait()  # a SHA256SUMS that does not verify is the error to report
+                        # The part kept from an earlier run may be what was wrong: once more from byte 0.
+                        LOG.warning("%s: %s; downloading it again from the start", f.name, e.message)
+                        del result.resumed[f.name]
+                        result.files[f.name] = fetch(f, sig)
+                if sig is not None:
+                    write_atomic(dest / layout.signature(f.name), sig)
+        finally:
+            gate.join()
+        gate.wait()
         # meta.json is covered by the signed SHA256SUMS (it has the uncompressed SHA-256 of images).
         if b.meta and sums_data is not None:
             meta = _small(store, b.meta)
