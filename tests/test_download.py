@@ -355,3 +355,26 @@ def test_wrong_file_signature_refused(published: Path, keyfile: Path, tmp_path: 
     got = download_build(LocalStore(store_dir), "lab", "dns1", "metal", dest=tmp_path / "dl2",
                          keyring=keyfile, show_progress=False)  # fmt: skip
     assert got.signed and not list((tmp_path / "dl2").glob("*.raw.xz.sig"))
+
+
+def test_keyring_defaults(tmp_path: Path) -> None:
+    """--keyring, else publish.keyring of the site file, else the local demo key; never the store's copy."""
+    from coreos_infra.publish.download import keyring_for
+    from coreos_infra.publish.settings import SigningSettings
+    from coreos_infra.publish.sign import site_signer
+
+    root = tmp_path / "project"
+    (root / "recipes" / "sites").mkdir(parents=True)
+    with keyring_for(root, "lab", None) as k:
+        assert k is None  # nothing configured, no demo key: download then asks for --keyring
+    with keyring_for(root, "lab", tmp_path / "given.asc") as k:
+        assert k == tmp_path / "given.asc"
+    signer = site_signer(root, "lab", SigningSettings())  # the demo's throwaway key, generated
+    try:
+        with keyring_for(root, "lab", None) as k:
+            assert k is not None and gpg.key_fingerprints(k) == [signer.fingerprint]
+    finally:
+        signer.close()
+    (root / "recipes" / "sites" / "lab.yaml").write_text("publish:\n  keyring: keys/lab.asc\n")
+    with keyring_for(root, "lab", None) as k:
+        assert k == root / "keys" / "lab.asc"
