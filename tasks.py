@@ -705,6 +705,8 @@ def nightly_report(c: Context, summaries: str, out: str = "", store: str = "", e
         step_summary=_step_summary(),
     )  # fmt: skip
     _print_nightly(result)
+
+
 # ---- publish
 
 
