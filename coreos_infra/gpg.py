@@ -15,6 +15,7 @@ import base64
 import contextlib
 import os
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from pathlib import Path
 from coreos_infra.errors import CoreosInfraError, InputError, Location, VerificationError
 from coreos_infra.fsutil import signals_held, write_atomic
 from coreos_infra.keys import PinnedKey, pinned_keys
-from coreos_infra.run import find_binary, run
+from coreos_infra.run import find_binary, run, spawn
 
 KEY_SUFFIXES = (".asc", ".gpg", ".pgp", ".pub", ".key")
 THROWAWAY_UID = "coreos-infra throwaway test key <throwaway@coreos-infra.invalid>"
@@ -264,6 +265,18 @@ def check_signature_packets(data: bytes) -> int:
     return count
 
 
+def _gpgv_argv(home: Path, keyring: Keyring, sig_path: Path, data: Path | str) -> list[str | Path]:
+    gpgv = find_binary("gpgv", reason="verify OpenPGP signatures")
+    return [gpgv, "--homedir", home, "--keyring", keyring.path.resolve(), "--status-fd", "1", sig_path, data]
+
+
+def _signature_count(signature: bytes, name: str) -> int:
+    try:
+        return check_signature_packets(signature)
+    except VerificationError as e:
+        raise VerificationError(f"{name}: bad signature: {e.message}") from None
+
+
 def verify_detached(
     data: Path, signature: bytes, keyring: Keyring, *, what: str | None = None
 ) -> SignatureCheck:
@@ -273,39 +286,92 @@ def verify_detached(
     binary document by a key whose primary fingerprint is in ``keyring``.
     """
     name = what or str(data)
-    try:
-        count = check_signature_packets(signature)
-    except VerificationError as e:
-        raise VerificationError(f"{name}: bad signature: {e.message}") from None
-    gpgv = find_binary("gpgv", reason="verify OpenPGP signatures")
+    count = _signature_count(signature, name)
     with gnupg_home() as home:
         sig_path = home / "detached.sig"
         sig_path.write_bytes(signature)
-        result = run(
-            [
-                gpgv,
-                "--homedir",
-                home,
-                "--keyring",
-                keyring.path.resolve(),
-                "--status-fd",
-                "1",
-                sig_path,
-                data,
-            ],
-            check=False,
-            capture=True,
-            timeout=3600,
+        result = run(_gpgv_argv(home, keyring, sig_path, data), check=False, capture=True, timeout=3600)
+    return _judge(result.stdout or b"", result.stderr or b"", result.returncode, count, keyring, name)
+
+
+class StreamVerifier:
+    """:func:`verify_detached` over bytes as they arrive: ``gpgv`` reads them from a pipe.
+
+    Use as a context manager; feed every byte with :meth:`update` (:meth:`restart` when the data starts
+    over), then :meth:`finish` gives the same answer :func:`verify_detached` gives for the whole file.
+    ``gpgv``'s output goes to files, so it never blocks on a full pipe while we write to it.
+    """
+
+    def __init__(self, signature: bytes, keyring: Keyring, *, what: str) -> None:
+        self.name = what
+        self.keyring = keyring
+        self.count = _signature_count(signature, what)
+        self._stack = contextlib.ExitStack()
+        self._proc: subprocess.Popen[bytes] | None = None
+        try:
+            self.home = self._stack.enter_context(gnupg_home())
+            self.sig_path = self.home / "detached.sig"
+            self.sig_path.write_bytes(signature)
+            self._start()
+        except BaseException:
+            self._stack.close()
+            raise
+
+    def _start(self) -> None:
+        out = self._stack.enter_context(open(self.home / "status", "w+b"))
+        err = self._stack.enter_context(open(self.home / "stderr", "w+b"))
+        argv = _gpgv_argv(self.home, self.keyring, self.sig_path, "-")
+        self._out, self._err = out, err
+        self._proc = self._stack.enter_context(
+            spawn(argv, stdin=subprocess.PIPE, stdout=out, stderr=err, env={"LC_ALL": "C.UTF-8"})
         )
+
+    def update(self, data: bytes) -> None:
+        assert self._proc is not None and self._proc.stdin is not None
+        try:
+            self._proc.stdin.write(data)
+        except BrokenPipeError:
+            pass  # gpgv gave up early (a bad signature packet); finish() reports why
+
+    def restart(self) -> None:
+        """Throw away what was fed so far (the download started over from its first byte)."""
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.wait()
+        self._start()
+
+    def finish(self) -> SignatureCheck:
+        proc = self._proc
+        assert proc is not None and proc.stdin is not None
+        with contextlib.suppress(BrokenPipeError):
+            proc.stdin.close()
+        returncode = proc.wait(timeout=3600)
+        self._out.seek(0)
+        self._err.seek(0)
+        return _judge(self._out.read(), self._err.read(), returncode, self.count, self.keyring, self.name)
+
+    def close(self) -> None:
+        self._stack.close()
+
+    def __enter__(self) -> StreamVerifier:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _judge(stdout: bytes, stderr_bytes: bytes, returncode: int, count: int, keyring: Keyring,
+           name: str) -> SignatureCheck:  # fmt: skip
+    """The verdict on one ``gpgv`` run from its status lines (see the module docstring)."""
     status = [
         line[len("[GNUPG:] ") :].split()
-        for line in (result.stdout or b"").decode(errors="replace").splitlines()
+        for line in stdout.decode(errors="replace").splitlines()
         if line.startswith("[GNUPG:] ")
     ]
     keywords = [s[0] for s in status if s]
     bad = [s for s in status if s and s[0] in _BAD_STATUS]
     valid = [s for s in status if s and s[0] == "VALIDSIG"]
-    if bad or result.returncode != 0 or not valid:
+    if bad or returncode != 0 or not valid:
         if any(s[0] == "NO_PUBKEY" or (s[0] == "ERRSIG" and len(s) > 6 and s[6] == "9") for s in bad):
             keyid = next((s[1] for s in bad if len(s) > 1), "?")
             raise VerificationError(
@@ -315,7 +381,7 @@ def verify_detached(
             )
         if any(s[0] == "BADSIG" for s in bad):
             raise VerificationError(f"{name}: BAD signature: the file does not match its signature")
-        stderr = (result.stderr or b"").decode(errors="replace").strip()
+        stderr = stderr_bytes.decode(errors="replace").strip()
         raise VerificationError(f"{name}: signature verification failed: {stderr or ' '.join(keywords)}")
     if len(valid) != keywords.count("NEWSIG") or len(valid) != count:
         raise VerificationError(f"{name}: some signatures in the .sig did not verify")

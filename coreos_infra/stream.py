@@ -32,6 +32,7 @@ from typing import Any
 from coreos_infra.errors import CoreosInfraError, InputError, Location
 from coreos_infra.fsutil import sha256_file, write_atomic
 from coreos_infra.safenames import safe_file_name
+from coreos_infra.transport import FetchOptions, read_url
 
 DEFAULT_BASE_URL = "https://builds.coreos.fedoraproject.org"
 KNOWN_STREAMS = ("stable", "testing", "next")
@@ -328,27 +329,23 @@ def parse_release(data: bytes, source: str, *, base_url: str | None = None) -> R
     return Release(version, str(doc.get("stream", "")), source, base_url or DEFAULT_BASE_URL, arches)
 
 
-def load_stream(base_url: str, stream: str, *, options: Any = None) -> Stream:
-    """Download and parse ``<base_url>/streams/<stream>.json`` (``options``: a fetch.FetchOptions)."""
-    from coreos_infra.fetch import read_url
-
+def load_stream(base_url: str, stream: str, *, options: FetchOptions | None = None) -> Stream:
+    """Download and parse ``<base_url>/streams/<stream>.json``."""
     base = normalize_base_url(base_url)
     url = stream_url(base, stream)
     return parse_stream(read_url(url, limit=MAX_METADATA_BYTES, options=options), url, base_url=base)
 
 
-def load_release_index(base_url: str, stream: str, *, options: Any = None) -> ReleaseIndex:
-    from coreos_infra.fetch import read_url
-
+def load_release_index(base_url: str, stream: str, *, options: FetchOptions | None = None) -> ReleaseIndex:
     base = normalize_base_url(base_url)
     url = release_index_url(base, stream)
     return parse_release_index(read_url(url, limit=MAX_METADATA_BYTES, options=options), url, base_url=base)
 
 
-def load_release(base_url: str, stream: str, release: str, *, options: Any = None) -> Release:
+def load_release(
+    base_url: str, stream: str, release: str, *, options: FetchOptions | None = None
+) -> Release:
     """Find ``release`` in the stream's release index and parse its ``release.json``."""
-    from coreos_infra.fetch import read_url
-
     base = normalize_base_url(base_url)
     entry = load_release_index(base, stream, options=options).find(release)
     data = read_url(entry.metadata, limit=MAX_METADATA_BYTES, options=options)
