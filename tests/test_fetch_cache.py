@@ -1,0 +1,130 @@
+"""The cache re-checks its files on use: a changed blob is re-hashed, a corrupt one fetched again."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fetch_testlib import STREAM, MirrorFixture, MirrorServer, build_mirror, copy_mirror, serve
+
+from coreos_infra import gpg
+from coreos_infra.fetch import FetchedArtifacts, FetchError, FetchOptions, fetch_artifacts
+
+OPTS = FetchOptions(timeout=5, retries=1, backoff=0.01, max_backoff=0.05)
+FMT = "iso"
+
+
+@pytest.fixture(scope="module")
+def base_mirror(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MirrorFixture]:
+    work = tmp_path_factory.mktemp("mirror-src")
+    with gpg.throwaway_key(tmp_path_factory.mktemp("key")) as key:
+        yield build_mirror(work / "mirror", key, work / "files")
+
+
+@pytest.fixture
+def mirror(base_mirror: MirrorFixture, tmp_path: Path) -> MirrorFixture:
+    return copy_mirror(base_mirror, tmp_path / "mirror")
+
+
+@pytest.fixture
+def server(mirror: MirrorFixture) -> Iterator[MirrorServer]:
+    with serve(mirror.root) as s:
+        yield s
+
+
+def fetch(base_url: str, cache: Path, mirror: MirrorFixture) -> FetchedArtifacts:
+    return fetch_artifacts(base_url=base_url, stream=STREAM, arch="x86_64", platform="metal", fmt=FMT,
+                           cache_dir=cache, keyring=mirror.public_key, options=OPTS)  # fmt: skip
+
+
+def flip_one_byte(path: Path, offset: int = 1000) -> None:
+    """Corrupt ``path`` in place, then put its mtime back (as a careless tool or bit rot would)."""
+    st = path.stat()
+    os.chmod(path, 0o644)
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        b = f.read(1)
+        f.seek(offset)
+        f.write(bytes([b[0] ^ 0x01]))
+    os.chmod(path, st.st_mode)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def sha256_of(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def file_requests(server: MirrorServer, mirror: MirrorFixture) -> int:
+    return sum(1 for r in server.requests if r.path == mirror.url_path("x86_64", "metal", FMT))
+
+
+def test_corrupt_cached_blob_is_dropped_and_fetched_again(
+    mirror: MirrorFixture, server: MirrorServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cache = tmp_path / "cache"
+    first = fetch(server.url, cache, mirror)
+    blob = first.files["disk"]
+    expected = first.artifacts["disk"].sha256
+    assert file_requests(server, mirror) == 1
+    flip_one_byte(blob)
+    assert sha256_of(blob) != expected
+    with caplog.at_level(logging.WARNING, logger="coreos_infra.fetch"):
+        again = fetch(server.url, cache, mirror)
+    assert file_requests(server, mirror) == 2, "the corrupt blob must be fetched again"
+    assert any("corrupt" in r.getMessage() and "fetching it again" in r.getMessage() for r in caplog.records)
+    assert again.files["disk"] == blob
+    assert sha256_of(blob) == expected == again.artifacts["disk"].sha256
+    assert blob.read_bytes() == mirror.contents[("x86_64", "metal", FMT, "disk")]
+
+
+def test_corrupt_cached_blob_offline_fails_clearly(mirror: MirrorFixture, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    first = fetch(mirror.root.as_uri(), cache, mirror)
+    blob = first.files["disk"]
+    flip_one_byte(blob)
+    mirror.path_of("x86_64", "metal", FMT).unlink()  # the source is gone: nothing to fetch again from
+    with pytest.raises(FetchError, match="not found"):
+        fetch(mirror.root.as_uri(), cache, mirror)
+    assert not blob.exists(), "a corrupt blob must not stay in the cache"
+    assert not blob.with_name(blob.name + ".json").exists()
+
+
+def test_changed_stamp_with_same_bytes_is_rehashed_not_fetched(
+    mirror: MirrorFixture, server: MirrorServer, tmp_path: Path
+) -> None:
+    cache = tmp_path / "cache"
+    blob = fetch(server.url, cache, mirror).files["disk"]
+    record_path = blob.with_name(blob.name + ".json")
+    stamp = json.loads(record_path.read_text())["stamp"]
+    assert stamp["ino"] == blob.stat().st_ino and stamp["size"] == blob.stat().st_size
+    # the same bytes in a new inode (a restore from backup): re-hashed once, the stamp updated
+    copy = tmp_path / "copy"
+    shutil.copyfile(blob, copy)
+    os.replace(copy, blob)
+    fetch(server.url, cache, mirror)
+    assert file_requests(server, mirror) == 1
+    new_stamp = json.loads(record_path.read_text())["stamp"]
+    assert new_stamp != stamp and new_stamp["ino"] == blob.stat().st_ino
+
+
+def test_record_without_stamp_is_rehashed(
+    mirror: MirrorFixture, server: MirrorServer, tmp_path: Path
+) -> None:
+    """A cache written before stamps existed: its blobs are hashed once, then carry a stamp."""
+    cache = tmp_path / "cache"
+    blob = fetch(server.url, cache, mirror).files["disk"]
+    record_path = blob.with_name(blob.name + ".json")
+    record = json.loads(record_path.read_text())
+    del record["stamp"]
+    record_path.write_text(json.dumps(record))
+    flip_one_byte(blob)
+    fetch(server.url, cache, mirror)
+    assert file_requests(server, mirror) == 2
+    assert sha256_of(blob) == blob.name
+    assert "stamp" in json.loads(record_path.read_text())
