@@ -5,16 +5,20 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from coreos_infra.butane import ButaneError, Report, format_pretty, format_reports, translate
-from coreos_infra.errors import WriteError
-from coreos_infra.fsutil import write_atomic
+if TYPE_CHECKING:  # the Butane engine is imported by the command, not by ``coreos-infra --help``
+    from coreos_infra.ignition.report import Report
+
+
+# the area's line in ``coreos-infra --help`` (see coreos_infra.cli.build_parser)
+HELP = "translate a Butane config (variant fcos) to an Ignition config"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "butane",
-        help="translate a Butane config (variant fcos) to an Ignition config",
+        help=HELP,
         description=(
             "Translate a Butane config (variant: fcos, versions 1.0.0-1.7.0) to Ignition JSON, like "
             "the upstream butane tool. Reads INPUT (or stdin) and writes to -o OUT (or stdout). Exit status "
@@ -47,6 +51,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from coreos_infra.butane import ButaneError, format_pretty, format_reports, translate
+    from coreos_infra.errors import WriteError
+    from coreos_infra.fsutil import write_atomic
+
     if args.input and args.input != "-":
         filename = args.input
         try:

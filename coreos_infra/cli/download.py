@@ -9,23 +9,21 @@ published names with their ``.sig`` (or decompressed, without it, with ``-d``).
 from __future__ import annotations
 
 import argparse
-import gzip
-import lzma
 import platform
-import shutil
 from pathlib import Path
 from typing import IO, Any
 
-from coreos_infra.fetch import FetchOptions, fetch_artifacts, stream_base_url_default
-from coreos_infra.fsutil import CHUNK, atomic_output, copy_file_fast
-from coreos_infra.paths import cache_dir
-from coreos_infra.safenames import safe_file_name
+# fetch (HTTP, gpg, the cache) is imported by the command, not by ``coreos-infra --help``
+
+
+# the area's line in ``coreos-infra --help`` (see coreos_infra.cli.build_parser)
+HELP = "download and verify an FCOS artifact (like coreos-installer download)"
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser(
         "download",
-        help="download and verify an FCOS artifact (like coreos-installer download)",
+        help=HELP,
         description="Download an official Fedora CoreOS artifact into the verified cache (SHA-256 and "
         "OpenPGP signature checked) and copy it to a directory.",
     )
@@ -49,6 +47,9 @@ def register(sub: Any) -> None:
 
 
 def _decompressor(name: str, src: IO[bytes]) -> tuple[str, IO[bytes]] | None:
+    import gzip
+    import lzma
+
     if name.endswith(".xz"):
         return name[: -len(".xz")], lzma.open(src)
     if name.endswith(".gz") and not name.endswith(".tar.gz"):
@@ -57,6 +58,13 @@ def _decompressor(name: str, src: IO[bytes]) -> tuple[str, IO[bytes]] | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import shutil
+
+    from coreos_infra.fetch import FetchOptions, fetch_artifacts, stream_base_url_default
+    from coreos_infra.fsutil import CHUNK, atomic_output, copy_file_fast
+    from coreos_infra.paths import cache_dir
+    from coreos_infra.safenames import safe_file_name
+
     got = fetch_artifacts(
         base_url=args.stream_base_url or stream_base_url_default(),
         stream=args.stream,

@@ -11,15 +11,19 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from coreos_infra.customize import CustomizeOptions, InputFile
-from coreos_infra.errors import CoreosInfraError
-from coreos_infra.iso.customize import customize_iso
-from coreos_infra.iso.image import IGNITION_MEMBER, NETWORK_PREFIX, LiveIso
-from coreos_infra.iso.kargs import edit_kargs
+# Only what building the parser needs is imported here; each command imports its own modules, so that
+# start-up (and --help) costs no more than argparse (see the import-time test in tests/test_cli_imports.py).
+if TYPE_CHECKING:
+    from coreos_infra.customize import CustomizeOptions
+    from coreos_infra.iso.image import LiveIso
 
 OUTPUT_HELP = "write ISO to a new output file (never overwritten) or '-' for stdout, instead of in place"
+
+
+# the area's line in ``coreos-infra --help`` (see coreos_infra.cli.build_parser)
+HELP = "customize a CoreOS live ISO image"
 
 
 def _add_output(p: argparse.ArgumentParser) -> None:
@@ -39,6 +43,10 @@ def _err(*lines: str) -> None:
 
 
 def _ignition_embed(args: argparse.Namespace) -> int:
+    from coreos_infra.customize import InputFile
+    from coreos_infra.errors import CoreosInfraError
+    from coreos_infra.iso.image import IGNITION_MEMBER, LiveIso
+
     if args.ignition_file:
         data = InputFile.read(args.ignition_file).data
     else:
@@ -56,6 +64,9 @@ def _ignition_embed(args: argparse.Namespace) -> int:
 
 
 def _ignition_show(args: argparse.Namespace) -> int:
+    from coreos_infra.errors import CoreosInfraError
+    from coreos_infra.iso.image import LiveIso
+
     with LiveIso(args.input) as iso:
         if args.header:
             sys.stdout.write(iso.ignition_area.to_json())
@@ -69,6 +80,8 @@ def _ignition_show(args: argparse.Namespace) -> int:
 
 
 def _ignition_remove(args: argparse.Namespace) -> int:
+    from coreos_infra.iso.image import IGNITION_MEMBER, LiveIso
+
     with LiveIso(args.input) as iso:
         files = iso.initrd()
         files.pop(IGNITION_MEMBER, None)
@@ -81,11 +94,17 @@ def _ignition_remove(args: argparse.Namespace) -> int:
 
 
 def _require_network(iso: LiveIso) -> None:
+    from coreos_infra.errors import CoreosInfraError
+
     if not iso.features.live_initrd_network:
         raise CoreosInfraError("This OS image does not support customizing network settings.")
 
 
 def _network_embed(args: argparse.Namespace) -> int:
+    from coreos_infra.customize import InputFile
+    from coreos_infra.errors import CoreosInfraError
+    from coreos_infra.iso.image import NETWORK_PREFIX, LiveIso
+
     keyfiles: dict[str, bytes] = {}
     for path in args.keyfile:
         f = InputFile.read(path)
@@ -105,6 +124,9 @@ def _network_embed(args: argparse.Namespace) -> int:
 
 
 def _network_extract(args: argparse.Namespace) -> int:
+    from coreos_infra.errors import CoreosInfraError
+    from coreos_infra.iso.image import NETWORK_PREFIX, LiveIso
+
     with LiveIso(args.input) as iso:
         files = iso.network_files()
     if not files:
@@ -134,6 +156,8 @@ def _network_extract(args: argparse.Namespace) -> int:
 
 
 def _network_remove(args: argparse.Namespace) -> int:
+    from coreos_infra.iso.image import NETWORK_PREFIX, LiveIso
+
     with LiveIso(args.input) as iso:
         files = {k: v for k, v in iso.initrd().items() if not k.startswith(NETWORK_PREFIX)}
         iso.set_initrd(files, background=True)
@@ -145,6 +169,9 @@ def _network_remove(args: argparse.Namespace) -> int:
 
 
 def _kargs_modify(args: argparse.Namespace) -> int:
+    from coreos_infra.iso.image import LiveIso
+    from coreos_infra.iso.kargs import edit_kargs
+
     with LiveIso(args.input) as iso:
         new = edit_kargs(iso.kargs(), append=args.append, delete=args.delete, replace=args.replace)
         iso.set_kargs(new)
@@ -153,6 +180,8 @@ def _kargs_modify(args: argparse.Namespace) -> int:
 
 
 def _kargs_reset(args: argparse.Namespace) -> int:
+    from coreos_infra.iso.image import LiveIso
+
     with LiveIso(args.input) as iso:
         iso.set_kargs(iso.default_kargs())
         iso.save(args.output)
@@ -160,6 +189,8 @@ def _kargs_reset(args: argparse.Namespace) -> int:
 
 
 def _kargs_show(args: argparse.Namespace) -> int:
+    from coreos_infra.iso.image import LiveIso
+
     with LiveIso(args.input) as iso:
         if args.header:
             sys.stdout.write(iso.require_kargs().to_json())
@@ -172,6 +203,8 @@ def _kargs_show(args: argparse.Namespace) -> int:
 
 
 def _reset(args: argparse.Namespace) -> int:
+    from coreos_infra.iso.image import LiveIso
+
     with LiveIso(args.input) as iso:
         iso.reset()
         iso.save(args.output)
@@ -180,6 +213,8 @@ def _reset(args: argparse.Namespace) -> int:
 
 def customize_options(args: argparse.Namespace) -> CustomizeOptions:
     """The shared ``customize`` options (see :func:`add_customize_options`) as a CustomizeOptions."""
+    from coreos_infra.customize import CustomizeOptions
+
     return CustomizeOptions.from_paths(
         dest_ignition=args.dest_ignition,
         dest_device=args.dest_device,
@@ -197,6 +232,9 @@ def customize_options(args: argparse.Namespace) -> CustomizeOptions:
 
 
 def _customize(args: argparse.Namespace) -> int:
+    from coreos_infra.iso.customize import customize_iso
+    from coreos_infra.iso.image import LiveIso
+
     opts = customize_options(args)
     with LiveIso(args.input) as iso:
         result = customize_iso(
@@ -237,7 +275,7 @@ def add_customize_options(p: argparse.ArgumentParser) -> None:
 def register(subparsers: Any) -> None:
     iso = subparsers.add_parser(
         "iso",
-        help="customize a CoreOS live ISO image",
+        help=HELP,
         description="Commands to manage a CoreOS live ISO image",
     )
     sub = iso.add_subparsers(dest="iso_command", metavar="COMMAND", required=True)

@@ -11,10 +11,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 from coreos_infra.cli.iso import add_customize_options, customize_options
-from coreos_infra.errors import CoreosInfraError, InputError, Location
-from coreos_infra.fsutil import write_atomic
-from coreos_infra.pxe import wrap
-from coreos_infra.pxe.customize import customize_initramfs
+
+# the area's line in ``coreos-infra --help`` (see coreos_infra.cli.build_parser)
+HELP = "PXE initrd tools (coreos-installer compatible)"
 
 
 def _stdout() -> BinaryIO:
@@ -22,12 +21,16 @@ def _stdout() -> BinaryIO:
 
 
 def _refuse_tty() -> None:
+    from coreos_infra.errors import CoreosInfraError
+
     if sys.stdout.isatty():
         raise CoreosInfraError("Refusing to write binary data to terminal")
 
 
 def _read_input(path: str | None) -> tuple[bytes, str]:
     """(content, name for messages) of ``path`` or stdin."""
+    from coreos_infra.errors import InputError, Location
+
     if path is None or path == "-":
         return sys.stdin.buffer.read(), "<stdin>"
     try:
@@ -37,6 +40,8 @@ def _read_input(path: str | None) -> tuple[bytes, str]:
 
 
 def _write_output(data: bytes, output: str | None) -> None:
+    from coreos_infra.fsutil import write_atomic
+
     if output is None or output == "-":
         _refuse_tty()
         out = _stdout()
@@ -47,6 +52,8 @@ def _write_output(data: bytes, output: str | None) -> None:
 
 
 def cmd_ignition_wrap(args: argparse.Namespace) -> int:
+    from coreos_infra.pxe import wrap
+
     if args.output is None:
         _refuse_tty()
     config, _ = _read_input(args.ignition_file)
@@ -55,6 +62,8 @@ def cmd_ignition_wrap(args: argparse.Namespace) -> int:
 
 
 def cmd_ignition_unwrap(args: argparse.Namespace) -> int:
+    from coreos_infra.pxe import wrap
+
     data, name = _read_input(args.initrd)
     out = _stdout()
     out.write(wrap.unwrap_ignition(data, source=name))
@@ -63,6 +72,8 @@ def cmd_ignition_unwrap(args: argparse.Namespace) -> int:
 
 
 def cmd_network_wrap(args: argparse.Namespace) -> int:
+    from coreos_infra.pxe import wrap
+
     if args.output is None:
         _refuse_tty()
     keyfiles = wrap.read_keyfiles(Path(k) for k in args.keyfile)
@@ -71,6 +82,8 @@ def cmd_network_wrap(args: argparse.Namespace) -> int:
 
 
 def cmd_network_unwrap(args: argparse.Namespace) -> int:
+    from coreos_infra.pxe import wrap
+
     data, name = _read_input(args.initrd)
     keyfiles = wrap.unwrap_network(data, source=name)
     if args.directory is not None:
@@ -85,6 +98,8 @@ def cmd_network_unwrap(args: argparse.Namespace) -> int:
 
 
 def cmd_customize(args: argparse.Namespace) -> int:
+    from coreos_infra.pxe.customize import customize_initramfs
+
     opts = customize_options(args)
     to_stdout = args.output == "-"
     if to_stdout:
@@ -136,7 +151,7 @@ def cmd_bundle(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     pxe = subparsers.add_parser(
-        "pxe", help="PXE initrd tools (coreos-installer compatible)",
+        "pxe", help=HELP,
         description="Commands to manage a CoreOS live PXE image.",
     )  # fmt: skip
     pxe_sub = pxe.add_subparsers(dest="pxe_command", metavar="COMMAND", required=True)
