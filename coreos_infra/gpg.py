@@ -13,13 +13,17 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import fcntl
 import os
+import queue
 import shutil
 import subprocess
 import tempfile
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from coreos_infra.errors import CoreosInfraError, InputError, Location, VerificationError
 from coreos_infra.fsutil import signals_held, write_atomic
@@ -299,8 +303,11 @@ class StreamVerifier:
 
     Use as a context manager; feed every byte with :meth:`update` (:meth:`restart` when the data starts
     over), then :meth:`finish` gives the same answer :func:`verify_detached` gives for the whole file.
-    ``gpgv``'s output goes to files, so it never blocks on a full pipe while we write to it.
+    A feeder thread writes to ``gpgv`` (up to ``QUEUED`` chunks behind), so the caller's download and
+    ``gpgv``'s hashing run side by side; ``gpgv``'s output goes to files, so it never blocks on a pipe.
     """
+
+    QUEUED = 8
 
     def __init__(self, signature: bytes, keyring: Keyring, *, what: str) -> None:
         self.name = what
@@ -308,13 +315,15 @@ class StreamVerifier:
         self.count = _signature_count(signature, what)
         self._stack = contextlib.ExitStack()
         self._proc: subprocess.Popen[bytes] | None = None
+        self._feeder: threading.Thread | None = None
+        self._queue: queue.Queue[bytes | None] = queue.Queue(self.QUEUED)
         try:
             self.home = self._stack.enter_context(gnupg_home())
             self.sig_path = self.home / "detached.sig"
             self.sig_path.write_bytes(signature)
             self._start()
         except BaseException:
-            self._stack.close()
+            self.close()
             raise
 
     def _start(self) -> None:
@@ -322,35 +331,46 @@ class StreamVerifier:
         err = self._stack.enter_context(open(self.home / "stderr", "w+b"))
         argv = _gpgv_argv(self.home, self.keyring, self.sig_path, "-")
         self._out, self._err = out, err
-        self._proc = self._stack.enter_context(
+        proc = self._stack.enter_context(
             spawn(argv, stdin=subprocess.PIPE, stdout=out, stderr=err, env={"LC_ALL": "C.UTF-8"})
         )
+        assert proc.stdin is not None
+        with contextlib.suppress(OSError, AttributeError):
+            fcntl.fcntl(proc.stdin.fileno(), fcntl.F_SETPIPE_SZ, 1 << 20)
+        self._proc = proc
+        self._queue = queue.Queue(self.QUEUED)
+        self._feeder = threading.Thread(target=_feed, args=(proc.stdin, self._queue), daemon=True)
+        self._feeder.start()
+
+    def _stop_feeder(self) -> None:
+        if self._feeder is not None:
+            self._queue.put(None)
+            self._feeder.join()
+            self._feeder = None
 
     def update(self, data: bytes) -> None:
-        assert self._proc is not None and self._proc.stdin is not None
-        try:
-            self._proc.stdin.write(data)
-        except BrokenPipeError:
-            pass  # gpgv gave up early (a bad signature packet); finish() reports why
+        self._queue.put(data)
 
     def restart(self) -> None:
         """Throw away what was fed so far (the download started over from its first byte)."""
         if self._proc is not None:
             self._proc.kill()
+            self._stop_feeder()
             self._proc.wait()
         self._start()
 
     def finish(self) -> SignatureCheck:
-        proc = self._proc
-        assert proc is not None and proc.stdin is not None
-        with contextlib.suppress(BrokenPipeError):
-            proc.stdin.close()
-        returncode = proc.wait(timeout=3600)
+        assert self._proc is not None
+        self._stop_feeder()
+        returncode = self._proc.wait(timeout=3600)
         self._out.seek(0)
         self._err.seek(0)
         return _judge(self._out.read(), self._err.read(), returncode, self.count, self.keyring, self.name)
 
     def close(self) -> None:
+        if self._feeder is not None and self._proc is not None:
+            self._proc.kill()
+        self._stop_feeder()
         self._stack.close()
 
     def __enter__(self) -> StreamVerifier:
@@ -358,6 +378,19 @@ class StreamVerifier:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _feed(pipe: IO[bytes], chunks: queue.Queue[bytes | None]) -> None:
+    """Write ``chunks`` to ``pipe`` until ``None``, then close it; if the reader is gone, just drain."""
+    broken = False
+    while (chunk := chunks.get()) is not None:
+        if not broken:
+            try:
+                pipe.write(chunk)
+            except (BrokenPipeError, ValueError, OSError):
+                broken = True  # gpgv gave up early (e.g. a bad signature packet); its status says why
+    with contextlib.suppress(OSError, ValueError):
+        pipe.close()
 
 
 def _judge(stdout: bytes, stderr_bytes: bytes, returncode: int, count: int, keyring: Keyring,

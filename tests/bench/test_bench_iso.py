@@ -18,12 +18,12 @@ import os
 import shutil
 import statistics
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from benchlib import python_measure
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from shared_fixtures import corpus, needs  # noqa: E402
@@ -64,21 +64,19 @@ def _best(fn: Callable[[], None], runs: int = 5) -> float:
 
 
 CHILD = """
-import resource, sys, time
+import sys
 from coreos_infra.iso.image import LiveIso
 src, mode, out = sys.argv[1], sys.argv[2], sys.argv[3]
 with LiveIso(src) as iso:
     iso.set_initrd({"config.ign": sys.stdin.buffer.read()})
     iso.set_kargs(iso.default_kargs() + " bench=1")
     iso.save(None if mode == "inplace" else out)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 
 
 def _child_peak_kib(src: Path, mode: str, out: Path) -> int:
-    r = subprocess.run([sys.executable, "-c", CHILD, str(src), mode, str(out)], input=CONFIG,
-                       capture_output=True, check=True, cwd=ROOT)  # fmt: skip
-    return int(r.stdout.split()[-1])
+    """Peak RSS of the embedding in its own process (not inherited from pytest; see benchlib)."""
+    return python_measure(CHILD, str(src), mode, str(out), input=CONFIG).peak_kib
 
 
 def _embed(src: Path, out: Path | None) -> None:

@@ -1,0 +1,57 @@
+"""Measuring one operation in its own process: wall time and its own peak RSS.
+
+``ru_maxrss`` of a process started from pytest is useless: a forked (or vforked) child starts with the
+parent's pages mapped, and Linux carries that high-water mark across ``exec``, so every child reports at
+least the pytest process's peak. :func:`measure` starts a small launcher first; the launcher runs the
+command and reads ``RUSAGE_CHILDREN`` — the largest peak of the command or any process it waited for,
+counted from the launcher's own small footprint (about 10 MiB), not from pytest's.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+LAUNCHER = """
+import json, resource, subprocess, sys, time
+report, argv = sys.argv[1], sys.argv[2:]
+start = time.perf_counter()
+code = subprocess.call(argv)
+seconds = time.perf_counter() - start
+peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+with open(report, "w") as f:
+    json.dump({"seconds": seconds, "peak_kib": peak, "returncode": code}, f)
+"""
+
+
+@dataclass(frozen=True)
+class Measured:
+    seconds: float  # wall time of the command alone (the launcher's start-up is not counted)
+    peak_kib: int  # peak RSS of the largest process of the command, KiB
+    stdout: bytes
+
+
+def measure(argv: Sequence[str], *, input: bytes | None = None, cwd: Path = ROOT,
+            env: Mapping[str, str] | None = None) -> Measured:  # fmt: skip
+    """Run ``argv`` in a fresh process tree; fail (with its stderr) unless it exits 0."""
+    with tempfile.NamedTemporaryFile(suffix=".json") as report:
+        r = subprocess.run([sys.executable, "-c", LAUNCHER, report.name, *argv], input=input,
+                           capture_output=True, cwd=cwd, env=env)  # fmt: skip
+        data = json.loads(Path(report.name).read_text() or "{}")
+    if r.returncode != 0 or data.get("returncode") != 0:
+        raise AssertionError(
+            f"{argv} failed ({data.get('returncode')}): {r.stderr.decode(errors='replace')}"
+        )
+    return Measured(float(data["seconds"]), int(data["peak_kib"]), r.stdout)
+
+
+def python_measure(code: str, *args: str, input: bytes | None = None) -> Measured:
+    """:func:`measure` for a Python snippet run with this interpreter from the project root."""
+    return measure([sys.executable, "-c", code, *args], input=input)
