@@ -21,6 +21,7 @@ import stat
 import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, BinaryIO
 
 from coreos_infra import xz
 from coreos_infra.errors import CoreosInfraError
@@ -140,33 +141,129 @@ def initrd_cpio(files: Mapping[str, bytes]) -> bytes:
 # ---------------------------------------------------------------- reading
 
 
-def _decompress_one(data: memoryview, kind: str) -> tuple[bytes, int]:
-    """Decompress the compressed archive at the start of ``data``; return (payload, bytes consumed)."""
+READ_SIZE = 1 << 20  # bytes read from the file at a time: the input is never held whole in memory
+DECODE_SIZE = 128 << 10  # compressed bytes given to a decoder at a time (bounds what one call returns)
+
+
+class _Raw:
+    """The input file, read in pieces, with push-back (a decoder returns what follows its archive)."""
+
+    def __init__(self, f: BinaryIO) -> None:
+        self.f = f
+        self.buf = memoryview(b"")
+        self.pos = 0  # offset in the file of the next byte returned
+
+    def piece(self, limit: int = READ_SIZE) -> bytes | memoryview:
+        """The next bytes (at most ``limit``), b"" at the end of the file."""
+        if not self.buf:
+            self.buf = memoryview(self.f.read(READ_SIZE))
+        data, self.buf = self.buf[:limit], self.buf[limit:]
+        self.pos += len(data)
+        return data
+
+    def unread(self, data: bytes) -> None:
+        self.buf = memoryview(bytes(data) + bytes(self.buf)) if self.buf else memoryview(data)
+        self.pos -= len(data)
+
+
+class _Decoded:
+    """The decompressed bytes of the one compressed archive starting at ``raw``'s position."""
+
+    def __init__(self, raw: _Raw, kind: str) -> None:
+        self.raw, self.kind = raw, kind
+        self.decoder = _decoder(kind)
+        self.eof = False
+
+    def piece(self) -> bytes:
+        while not self.eof:
+            data = self.raw.piece(DECODE_SIZE)
+            if not data:
+                raise CpioError(f"truncated {self.kind} archive in initrd")
+            try:
+                out = self.decoder.decompress(data)
+            except (zlib.error, lzma.LZMAError) as e:
+                raise CpioError(f"corrupt {self.kind} archive in initrd: {e}") from e
+            except Exception as e:
+                if type(e).__module__.startswith("zstandard"):
+                    raise CpioError(f"corrupt {self.kind} archive in initrd: {e}") from e
+                raise
+            if self.decoder.eof:
+                self.eof = True
+                self.raw.unread(bytes(self.decoder.unused_data))
+            if out:
+                return bytes(out)
+        return b""
+
+
+def _decoder(kind: str) -> Any:
     if kind == "gzip":
-        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        out = d.decompress(data)
-        if not d.eof:
-            raise CpioError("truncated gzip archive in initrd")
-        return out, len(data) - len(d.unused_data)
+        return zlib.decompressobj(16 + zlib.MAX_WBITS)
     if kind == "xz":
-        dx = lzma.LZMADecompressor(format=lzma.FORMAT_XZ)
-        try:
-            out = dx.decompress(data)
-        except lzma.LZMAError as e:
-            raise CpioError(f"corrupt xz archive in initrd: {e}") from e
-        if not dx.eof:
-            raise CpioError("truncated xz archive in initrd")
-        return out, len(data) - len(dx.unused_data)
+        return lzma.LZMADecompressor(format=lzma.FORMAT_XZ)
     import zstandard
 
-    dz = zstandard.ZstdDecompressor().decompressobj()
-    try:
-        out = dz.decompress(data)
-    except zstandard.ZstdError as e:
-        raise CpioError(f"corrupt zstd archive in initrd: {e}") from e
-    if not dz.eof:
-        raise CpioError("truncated zstd archive in initrd")
-    return out, len(data) - len(dz.unused_data)
+    return zstandard.ZstdDecompressor().decompressobj(write_size=READ_SIZE)
+
+
+class _Reader:
+    """Exact reads and skips over the pieces of a :class:`_Raw` or :class:`_Decoded` source."""
+
+    def __init__(self, source: _Raw | _Decoded) -> None:
+        self.source = source
+        self.buf = bytearray()
+        self.at = 0  # read position in buf
+        self.pos = 0  # bytes consumed from this source so far (for messages)
+
+    def _fill(self, n: int) -> bool:
+        """Make ``n`` bytes available; False at the end of the source."""
+        while len(self.buf) - self.at < n:
+            piece = self.source.piece()
+            if not piece:
+                return False
+            if self.at:
+                del self.buf[: self.at]
+                self.at = 0
+            self.buf += piece
+        return True
+
+    def peek(self, n: int) -> bytes:
+        self._fill(n)
+        return bytes(self.buf[self.at : self.at + n])
+
+    def read(self, n: int) -> bytes | None:
+        if not self._fill(n):
+            return None
+        data = bytes(self.buf[self.at : self.at + n])
+        self.at += n
+        self.pos += n
+        return data
+
+    def skip(self, n: int) -> bool:
+        """Drop ``n`` bytes without keeping them (an FCOS initramfs holds ~250 MB of unwanted bodies)."""
+        while n:
+            have = len(self.buf) - self.at
+            if have == 0 and not self._fill(1):
+                return False
+            step = min(n, len(self.buf) - self.at)
+            self.at += step
+            self.pos += step
+            n -= step
+        return True
+
+    def skip_zeros(self) -> None:
+        while self._fill(1):
+            rest = self.buf[self.at :]
+            nonzero = len(rest) - len(rest.lstrip(b"\x00"))
+            self.at += nonzero
+            self.pos += nonzero
+            if nonzero < len(rest):
+                return
+
+    def push_back_rest(self) -> None:
+        """Return the buffered, unread bytes to a :class:`_Raw` source (its next archive starts there)."""
+        assert isinstance(self.source, _Raw)
+        self.source.unread(bytes(self.buf[self.at :]))
+        self.buf, self.at = bytearray(), 0
 
 
 def _sniff(data: memoryview) -> str:
@@ -182,14 +279,13 @@ def _sniff(data: memoryview) -> str:
     return "newc"
 
 
-def _parse_newc(
-    data: memoryview, pos: int, want: Callable[[str, int], bool] | None = None
-) -> tuple[list[Entry], int]:
-    """Parse entries from ``pos`` up to and including the trailer; return (entries, end position)."""
+def _parse_newc(r: _Reader, want: Callable[[str, int], bool] | None = None) -> list[Entry]:
+    """Parse entries from ``r`` up to and including the trailer."""
     entries: list[Entry] = []
     while True:
-        head = bytes(data[pos : pos + HEADER_LEN])
-        if len(head) < HEADER_LEN:
+        pos = r.pos
+        head = r.read(HEADER_LEN)
+        if head is None:
             raise CpioError("truncated cpio archive (no TRAILER!!!)")
         if head[:6] not in (NEWC_MAGIC, NEWC_CRC_MAGIC):
             raise CpioError(f"not a newc cpio archive at offset {pos} (magic {head[:6]!r})")
@@ -199,16 +295,24 @@ def _parse_newc(
             raise CpioError(f"bad cpio header at offset {pos}") from e
         mode, uid, gid, nlink, mtime, size, rmaj, rmin, namesize = (
             f[1], f[2], f[3], f[4], f[5], f[6], f[9], f[10], f[11])  # fmt: skip
-        name_start = pos + HEADER_LEN
-        name = bytes(data[name_start : name_start + namesize]).rstrip(b"\x00").decode(errors="replace")
-        data_start = name_start + namesize + (-(HEADER_LEN + namesize) % 4)
-        if data_start + size > len(data):
-            raise CpioError(f"truncated cpio member {name!r}")
-        pos = data_start + size + (-size % 4)
+        raw_name = r.read(namesize + (-(HEADER_LEN + namesize) % 4))
+        if raw_name is None:
+            raise CpioError("truncated cpio archive (no TRAILER!!!)")
+        name = raw_name[:namesize].rstrip(b"\x00").decode(errors="replace")
+        padded = size + (-size % 4)
         if name == TRAILER:
-            return entries, pos
-        # Bodies the caller does not want are not copied (an FCOS initramfs holds ~250 MB of them).
-        body = bytes(data[data_start : data_start + size]) if want is None or want(name, mode) else b""
+            if not r.skip(padded):
+                raise CpioError(f"truncated cpio member {name!r}")
+            return entries
+        if want is None or want(name, mode):
+            body = r.read(padded)
+            if body is None:
+                raise CpioError(f"truncated cpio member {name!r}")
+            body = body[:size]
+        else:  # not copied
+            body = b""
+            if not r.skip(padded):
+                raise CpioError(f"truncated cpio member {name!r}")
         entries.append(Entry(name, mode, body, uid, gid, mtime, rmaj, rmin, nlink))
 
 
@@ -220,43 +324,42 @@ def safe_member_name(name: str) -> str:
     return "/".join(parts)
 
 
-def read_archives(data: bytes, want: Callable[[str, int], bool] | None = None) -> list[Entry]:
-    """Every entry of every archive in a concatenated initrd, in order.
+def read_archives(data: bytes | BinaryIO, want: Callable[[str, int], bool] | None = None) -> list[Entry]:
+    """Every entry of every archive in a concatenated initrd (bytes or a file), in order.
 
-    ``want(name, mode)`` False leaves that entry's ``data`` empty (it is not copied).
+    ``want(name, mode)`` False leaves that entry's ``data`` empty (it is not copied). A file is read in
+    pieces and compressed archives are decompressed as a stream: memory stays small whatever the size.
     """
-    view = memoryview(data)
-    pos = 0
+    raw = _Raw(io.BytesIO(data) if isinstance(data, bytes | bytearray | memoryview) else data)
     entries: list[Entry] = []
-    while pos < len(view):
-        if view[pos] == 0:
-            pos += 1
-            continue
-        kind = _sniff(view[pos:])
+    while True:
+        top = _Reader(raw)
+        top.skip_zeros()
+        head = top.peek(6)
+        if not head:
+            return entries
+        kind = _sniff(memoryview(head))
         if kind == "newc":
-            found, pos = _parse_newc(view, pos, want)
-            entries += found
+            top.pos = raw.pos - (len(top.buf) - top.at)
+            entries += _parse_newc(top, want)
+            top.push_back_rest()
             continue
-        payload, used = _decompress_one(view[pos:], kind)
-        pos += used
-        inner = memoryview(payload)
-        ipos = 0
-        while ipos < len(inner):
-            if inner[ipos] == 0:
-                rest = bytes(inner[ipos:])
-                if rest.strip(b"\x00"):
-                    ipos += len(rest) - len(rest.lstrip(b"\x00"))
-                    continue
+        top.push_back_rest()
+        inner = _Reader(_Decoded(raw, kind))
+        while True:
+            inner.skip_zeros()
+            head = inner.peek(6)
+            if not head:
                 break
-            if _sniff(inner[ipos:]) != "newc":
+            if _sniff(memoryview(head)) != "newc":
                 raise CpioError("found trailing garbage inside compressed archive")
-            found, ipos = _parse_newc(inner, ipos, want)
-            entries += found
-    return entries
+            entries += _parse_newc(inner, want)
+        # the decoder returned what follows its archive to ``raw``
 
 
-def read_initrd(data: bytes, pattern: str | Sequence[str] = "*") -> dict[str, bytes]:
-    """Regular files of a concatenated initrd whose (normalized) name matches ``pattern`` (or any of them).
+def read_initrd(data: bytes | BinaryIO, pattern: str | Sequence[str] = "*") -> dict[str, bytes]:
+    """Regular files of a concatenated initrd (bytes or a file) whose (normalized) name matches ``pattern``
+    (or any of them).
 
     Later copies of a path win, as in the kernel. Every regular file's name is checked, matching or not.
     """

@@ -1,17 +1,18 @@
 """``pxe customize``: a live initramfs with a customization archive appended (coreos-installer compatible).
 
-The input initramfs is copied verbatim and the §1.2 xz archive built by :mod:`coreos_infra.customize`
-(live ``config.ign``, installer configs, hooks, network keyfiles) is appended right after it, with no
-padding — even when there is nothing to customize (a trailer-only archive), as coreos-installer does.
-Before that the input is read across all its archives (an FCOS initramfs is an early-microcode cpio,
-the zstd dracut archive and the gzip live-build archive): it must carry the live stamp
-``etc/coreos-live-initramfs`` and no earlier customization; ``etc/coreos/features.json`` says what the
-OS supports.
+The input initramfs is copied verbatim (its compressed archives are never re-encoded) and the §1.2 xz
+archive built by :mod:`coreos_infra.customize` (live ``config.ign``, installer configs, hooks, network
+keyfiles) is appended right after it, with no padding — even when there is nothing to customize (a
+trailer-only archive), as coreos-installer does. Before that the input is read once, as a stream,
+across all its archives (an FCOS initramfs is an early-microcode cpio, the zstd dracut archive and the
+gzip live-build archive): it must carry the live stamp ``etc/coreos-live-initramfs`` and no earlier
+customization; ``etc/coreos/features.json`` says what the OS supports.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ from typing import BinaryIO
 from coreos_infra.cpio import initrd_to_bytes
 from coreos_infra.customize import CustomizeError, CustomizeOptions, CustomizeResult, Features, customize
 from coreos_infra.errors import CoreosInfraError, InputError, Location
-from coreos_infra.fsutil import atomic_output, copy_file_fast
+from coreos_infra.fsutil import CHUNK, atomic_output, copy_file_fast
 from coreos_infra.pxe.wrap import (
     FEATURES_PATH,
     IGNITION_PATH,
@@ -48,8 +49,11 @@ class PxeCustomization:
         return self.result.live_config is not None
 
 
-def plan_customization(initramfs: bytes, opts: CustomizeOptions, *, source: str) -> PxeCustomization:
-    """Check ``initramfs`` is a pristine CoreOS live initramfs and build the archive for ``opts``."""
+def plan_customization(
+    initramfs: bytes | BinaryIO, opts: CustomizeOptions, *, source: str
+) -> PxeCustomization:
+    """Check ``initramfs`` (bytes or a file, read as a stream) is a pristine CoreOS live initramfs and build
+    the archive for ``opts``."""
     members = read_members(
         initramfs, [LIVE_STAMP_PATH, FEATURES_PATH, IGNITION_PATH, NETWORK_GLOB], source=source
     )
@@ -65,13 +69,6 @@ def plan_customization(initramfs: bytes, opts: CustomizeOptions, *, source: str)
     if result.live_config is not None:
         notices.append(KARGS_NOTICE)
     return PxeCustomization(initrd_to_bytes(result.initrd), result, tuple(notices))
-
-
-def _read_input(f: BinaryIO, path: Path) -> bytes:
-    try:
-        return f.read()
-    except OSError as e:
-        raise InputError(f"reading initramfs: {e.strerror}", Location(file=str(path))) from e
 
 
 def customize_initramfs_bytes(
@@ -98,20 +95,25 @@ def customize_initramfs(
     except OSError as e:
         raise InputError(f"opening initramfs: {e.strerror}", Location(file=str(initramfs))) from e
     with src:
-        data = _read_input(src, initramfs)
-        plan = plan_customization(data, opts, source=str(initramfs))
+        size = os.fstat(src.fileno()).st_size
+        # One streaming pass reads the archives (the big zstd one is decompressed in pieces, its bodies
+        # skipped); the output is then the input's bytes copied untouched plus the appended archive.
+        try:
+            plan = plan_customization(src, opts, source=str(initramfs))
+        except OSError as e:
+            raise InputError(f"reading initramfs: {e.strerror}", Location(file=str(initramfs))) from e
+        src.seek(0)
         if output is None:
             out = stdout if stdout is not None else sys.stdout.buffer
-            out.write(data)
+            shutil.copyfileobj(src, out, CHUNK)
             out.write(plan.archive)
             out.flush()
             return plan
         with atomic_output(output, overwrite=overwrite, parents=False) as f:
             # the verbatim copy goes through copy_file_range (reflink where possible), not through Python
-            src.seek(0)
             copy_file_fast(src, f)
             f.seek(0, os.SEEK_END)
-            if f.tell() != len(data):
+            if f.tell() != size:
                 raise CoreosInfraError(f"{initramfs}: changed while it was being read")
             f.write(plan.archive)
     return plan

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import BinaryIO
 
 from coreos_infra.cpio import CpioError, initrd_to_bytes_one_block, read_initrd
 from coreos_infra.errors import CoreosInfraError, InputError, Location
@@ -27,8 +28,9 @@ class InitrdContentError(CoreosInfraError):
     """The initrd does not hold what was asked for."""
 
 
-def read_members(data: bytes, patterns: Iterable[str], *, source: str) -> dict[str, bytes]:
-    """Regular files of the (concatenated) initrd ``data`` matching any of ``patterns``; last copy wins.
+def read_members(data: bytes | BinaryIO, patterns: Iterable[str], *, source: str) -> dict[str, bytes]:
+    """Regular files of the (concatenated) initrd ``data`` (bytes or a file) matching any of ``patterns``;
+    last copy wins.
 
     ``source`` names the input in errors (a path or ``<stdin>``).
     """
