@@ -1,8 +1,10 @@
 """Fetch speed (``invoke bench``; marker ``bench``).
 
-Targets (issue 4):
-- a cold fetch (download + SHA-256 + gpgv over every byte + cache insert) within 2x of a plain download of
-  the same file from the same loopback server, measured in the same run;
+Targets (issue 4; issue 11 item 15):
+- a cold fetch (download + SHA-256 + gpgv over every byte + cache insert) within 2x (goal 1.2x) of a plain
+  download of the same file from the same loopback server, measured in the same run. The bytes are
+  hashed and fed to gpgv as they stream: no second pass over the file. For scale the bench also prints
+  a plain download followed by ``gpgv`` over the file (the two-pass way);
 - a cache hit costs the same for a small and a big file (no re-hashing, no network): under 0.5 s.
 
 File size ``BENCH_FETCH_MIB`` (default 128 MiB, incompressible). Ratios are printed; run with ``-s``.
@@ -84,14 +86,23 @@ def test_bench_fetch(tmp_path: Path) -> None:
             run()
             return run
 
+        sig = tmp_path / "mirror" / "prod" / "streams" / "stable" / "builds" / "43.1" / "x86_64"
+        keyring = gpg.build_keyring(tmp_path / "trusted.gpg", pinned=[], extra=[pub])
+
+        def two_pass() -> None:
+            plain()
+            gpg.verify_detached(tmp_path / "plain", (sig / "big.iso.sig").read_bytes(), keyring)
+
         t_plain = _median(plain)
         t_cold = _median(cold)
+        t_two = _median(two_pass)
         t_hit_big = _median(hit("metal"), runs=5)
         t_hit_small = _median(hit("qemu"), runs=5)
     print(
         f"\nfetch {MIB} MiB: plain download {t_plain:.2f} s ({MIB / t_plain:.0f} MiB/s), "
         f"verified fetch {t_cold:.2f} s ({MIB / t_cold:.0f} MiB/s), ratio {t_cold / t_plain:.2f}x "
-        f"(target <= 2x); cache hit big {t_hit_big * 1000:.0f} ms, small {t_hit_small * 1000:.0f} ms "
+        f"(target <= 2x, goal <= 1.2x); download then gpgv {t_two / t_plain:.2f}x;\n"
+        f"cache hit big {t_hit_big * 1000:.0f} ms, small {t_hit_small * 1000:.0f} ms "
         "(target < 500 ms, size-independent)"
     )
     assert t_cold / t_plain <= 2.0
