@@ -25,15 +25,17 @@ report, argv = sys.argv[1], sys.argv[2:]
 start = time.perf_counter()
 code = subprocess.call(argv)
 seconds = time.perf_counter() - start
-peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+usage = resource.getrusage(resource.RUSAGE_CHILDREN)
 with open(report, "w") as f:
-    json.dump({"seconds": seconds, "peak_kib": peak, "returncode": code}, f)
+    json.dump({"seconds": seconds, "cpu_seconds": usage.ru_utime + usage.ru_stime,
+               "peak_kib": usage.ru_maxrss, "returncode": code}, f)
 """
 
 
 @dataclass(frozen=True)
 class Measured:
     seconds: float  # wall time of the command alone (the launcher's start-up is not counted)
+    cpu_seconds: float  # user + system time of the command and every process it waited for
     peak_kib: int  # peak RSS of the largest process of the command, KiB
     stdout: bytes
 
@@ -49,7 +51,7 @@ def measure(argv: Sequence[str], *, input: bytes | None = None, cwd: Path = ROOT
         raise AssertionError(
             f"{argv} failed ({data.get('returncode')}): {r.stderr.decode(errors='replace')}"
         )
-    return Measured(float(data["seconds"]), int(data["peak_kib"]), r.stdout)
+    return Measured(float(data["seconds"]), float(data["cpu_seconds"]), int(data["peak_kib"]), r.stdout)
 
 
 def python_measure(code: str, *args: str, input: bytes | None = None) -> Measured:
