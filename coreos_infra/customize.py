@@ -33,8 +33,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
 from coreos_infra.errors import CoreosInfraError
 from coreos_infra.iso.ignition_config import (
     GENERATED_VERSION,
@@ -280,6 +278,7 @@ _HASH = re.compile(r"(sha256-[0-9a-fA-F]{64}|sha512-[0-9a-fA-F]{128})")
 
 def parse_install_config(data: bytes, source: str) -> dict[str, Any]:
     """Parse an installer config file; raise ``parsing installer config <source>`` on any error."""
+    import yaml  # only for --installer-config: a plain --dest-* customization does not pay for it
 
     def fail(why: str) -> CustomizeError:
         return CustomizeError(f"parsing installer config {source}\n\nCaused by:\n    {why}")
@@ -589,6 +588,8 @@ def installer_config_files(opts: CustomizeOptions, features: Features) -> dict[s
 
 def nmstate_keyfiles(f: InputFile) -> dict[str, bytes]:
     """NetworkManager keyfiles generated from an nmstate YAML/JSON file by ``nmstatectl gc``."""
+    import yaml
+
     from coreos_infra.run import find_binary, run
 
     nmstatectl = find_binary(

@@ -16,7 +16,6 @@ liblzma cannot be loaded through ctypes — :func:`encode_initrd` falls back to
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import logging
 import lzma
 from collections.abc import Mapping, Sequence
@@ -98,11 +97,20 @@ class _HugePageAllocator:
         self._maps.clear()
 
 
-def _load() -> tuple[ctypes.CDLL, ctypes.CDLL] | None:
-    name = ctypes.util.find_library("lzma") or "liblzma.so.5"
+def _cdll(soname: str, name: str) -> ctypes.CDLL:
+    """Load by soname first: ``find_library`` runs ``ldconfig -p`` (a process per call, at every start)."""
     try:
-        lib = ctypes.CDLL(name)
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return ctypes.CDLL(soname)
+    except OSError:
+        from ctypes.util import find_library
+
+        return ctypes.CDLL(find_library(name) or soname)
+
+
+def _load() -> tuple[ctypes.CDLL, ctypes.CDLL] | None:
+    try:
+        lib = _cdll("liblzma.so.5", "lzma")
+        libc = _cdll("libc.so.6", "c")
     except OSError:
         return None
     lib.lzma_easy_encoder.argtypes = [ctypes.POINTER(_Stream), ctypes.c_uint32, ctypes.c_int]

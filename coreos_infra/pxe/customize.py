@@ -81,12 +81,12 @@ def customize_initramfs_bytes(
 
 def customize_initramfs(
     initramfs: Path, output: Path | None, opts: CustomizeOptions, *, overwrite: bool = False,
-    stdout: BinaryIO | None = None,
+    stdout: BinaryIO | None = None, durable: bool = False,
 ) -> PxeCustomization:  # fmt: skip
     """``pxe customize -o OUTPUT INITRAMFS``; ``output`` None writes to ``stdout`` (default sys.stdout).
 
     The output appears atomically and, like coreos-installer, never replaces an existing file unless
-    ``overwrite``.
+    ``overwrite``; it is fsynced before the rename only if ``durable`` (like ``cp`` and coreos-installer).
     """
     if output is not None and not overwrite and output.exists():
         raise CoreosInfraError(f"{output}: refusing to overwrite an existing file")
@@ -109,7 +109,7 @@ def customize_initramfs(
             out.write(plan.archive)
             out.flush()
             return plan
-        with atomic_output(output, overwrite=overwrite, parents=False) as f:
+        with atomic_output(output, overwrite=overwrite, parents=False, durable=durable) as f:
             # the verbatim copy goes through copy_file_range (reflink where possible), not through Python
             copy_file_fast(src, f)
             f.seek(0, os.SEEK_END)
