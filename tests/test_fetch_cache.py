@@ -128,3 +128,23 @@ def test_record_without_stamp_is_rehashed(
     assert file_requests(server, mirror) == 2
     assert sha256_of(blob) == blob.name
     assert "stamp" in json.loads(record_path.read_text())
+
+
+def test_stream_verifier_answers_like_verify_detached(tmp_path: Path, base_mirror: MirrorFixture) -> None:
+    """gpgv reading the bytes from a pipe, as the download streams them (no second pass over the file)."""
+    data = os.urandom(3 << 20)
+    path = tmp_path / "f"
+    path.write_bytes(data)
+    signature = base_mirror.key.sign(path).read_bytes()
+    keyring = gpg.build_keyring(tmp_path / "k.gpg", pinned=[], extra=[base_mirror.public_key])
+    whole = gpg.verify_detached(path, signature, keyring)
+    with gpg.StreamVerifier(signature, keyring, what="f") as v:
+        v.update(b"garbage that the download threw away")
+        v.restart()  # the server started over
+        for i in range(0, len(data), 1 << 20):
+            v.update(data[i : i + (1 << 20)])
+        assert v.finish() == whole
+    with gpg.StreamVerifier(signature, keyring, what="f") as v:
+        v.update(data[:-1] + bytes([data[-1] ^ 1]))
+        with pytest.raises(gpg.VerificationError, match="BAD signature"):
+            v.finish()
