@@ -86,9 +86,9 @@ def test_bench_help_start_up(tmp_path: Path) -> None:
     for _ in range(10):
         t_bare.append(_run(bare, env))
         t_help.append(_run(helps, env))
-    extra = statistics.median(m.seconds for m in t_help) - statistics.median(m.seconds for m in t_bare)
-    print(
-        f"\nstart-up, 10 interleaved runs:\n  {_row('iso customize --help', t_help)}\n  "
-        f"{_row('python -c pass', t_bare)}\n  start-up cost {extra * 1000:.0f} ms (target < 50 ms)"
-    )
+    extra = _cpu(t_help) - _cpu(t_bare)
+    wall = statistics.median(m.seconds for m in t_help) - statistics.median(m.seconds for m in t_bare)
+    print(f"\nstart-up, 10 interleaved runs:\n  {_row('iso customize --help', t_help)}\n  "
+          f"{_row('python -c pass', t_bare)}\n  start-up cost {extra * 1000:.0f} ms cpu (target < 50 ms), "
+          f"{wall * 1000:.0f} ms wall")  # fmt: skip
     assert extra < 0.050
