@@ -9,7 +9,7 @@ published names with their ``.sig`` (or decompressed, without it, with ``-d``).
 from __future__ import annotations
 
 import argparse
-import platform
+import os
 from pathlib import Path
 from typing import IO, Any
 
@@ -29,7 +29,7 @@ def register(sub: Any) -> None:
     )
     p.add_argument("-s", "--stream", default="stable", help="FCOS stream (default: stable)")
     p.add_argument(
-        "-a", "--architecture", default=platform.machine(), help="architecture (default: this host's)"
+        "-a", "--architecture", default=os.uname().machine, help="architecture (default: this host's)"
     )
     p.add_argument("-p", "--platform", default="metal", help="platform (default: metal)")
     p.add_argument("-f", "--format", default="raw.xz", help="artifact format (default: raw.xz)")
