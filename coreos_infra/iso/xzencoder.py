@@ -15,10 +15,13 @@ liblzma cannot be loaded through ctypes — :func:`encode_initrd` falls back to
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import lzma
-from collections.abc import Mapping, Sequence
+import signal
+import threading
+from collections.abc import Iterator, Mapping, Sequence
 
 from coreos_infra import cpio
 
@@ -140,7 +143,40 @@ def _load() -> tuple[ctypes.CDLL, ctypes.CDLL] | None:
 
 
 def compress_with_flushes(pieces: Sequence[bytes]) -> bytes | None:
-    """One xz stream (preset 9, CRC32) with a full flush after every piece; None if liblzma is unusable."""
+    """One xz stream (preset 9, CRC32) with a full flush after every piece; None if liblzma is unusable.
+
+    SIGINT/SIGTERM are deferred meanwhile: a signal handler raising inside liblzma's allocator callback
+    cannot be propagated (ctypes drops the exception and returns NULL) and crashed the process.
+    """
+    with _interrupts_deferred():
+        return _compress_with_flushes(pieces)
+
+
+@contextlib.contextmanager
+def _interrupts_deferred() -> Iterator[None]:
+    """Run SIGINT/SIGTERM's Python handlers after the block, not inside it (main thread only: Python
+    runs signal handlers nowhere else)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in previous:
+        signal.signal(sig, lambda signum, _frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    for signum in caught[:1]:
+        handler = previous[signal.Signals(signum)]
+        if callable(handler):
+            handler(signum, None)
+        elif handler == signal.SIG_DFL:
+            signal.raise_signal(signum)
+
+
+def _compress_with_flushes(pieces: Sequence[bytes]) -> bytes | None:
     loaded = _load()
     if loaded is None:
         return None
