@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from coreos_infra import ignition, qemu
-from coreos_infra.errors import CoreosInfraError
+from coreos_infra.targets import target as target_class
 
 LOG = logging.getLogger("coreos_infra.boottest")
 
@@ -135,36 +135,9 @@ def compare(expected: Expected, result: qemu.FixtureResult) -> tuple[list[str], 
 
 
 def delivered_config(kind: str, artifact: Path, fallback: bytes) -> dict[str, Any]:
-    """The Ignition config the artifact hands to its first boot."""
-    if kind == "iso":
-        from coreos_infra.iso.image import LiveIso
-
-        with LiveIso(artifact) as iso:
-            data = iso.ignition()
-        if data is None:
-            raise CoreosInfraError(f"{artifact}: no Ignition config embedded")
-        return ignition.parse(data, filename=str(artifact))
-    if kind == "pxe":
-        from coreos_infra import cpio
-
-        bundle = _pxe_bundle_dir(artifact)
-        for name in ("config.ign",):
-            if (bundle / name).exists():
-                return ignition.parse((bundle / name).read_bytes())
-        for name in ("ignition.img", "initramfs.img"):
-            if (bundle / name).exists():
-                found = cpio.read_initrd((bundle / name).read_bytes(), "config.ign")
-                if "config.ign" in found:
-                    return ignition.parse(found["config.ign"])
-        raise CoreosInfraError(f"{bundle}: no Ignition config in the bundle")
-    return ignition.parse(fallback)
-
-
-def _pxe_bundle_dir(artifact: Path) -> Path:
-    candidates = [p for p in artifact.parent.iterdir() if p.is_dir() and (p / "boot.ipxe").exists()]
-    if not candidates:
-        raise CoreosInfraError(f"{artifact.parent}: no PXE bundle directory (boot.ipxe) found")
-    return candidates[0]
+    """The Ignition config the artifact hands to its first boot (``fallback``: the site's config)."""
+    data = target_class(kind)().delivered_config(artifact, fallback)
+    return ignition.parse(data, filename=str(artifact))
 
 
 def boot_artifact(
@@ -181,23 +154,15 @@ def boot_artifact(
     artifact = meta_path.parent / meta["artifacts"][0]["name"]
     config = delivered_config(kind, artifact, ignition_bytes)
     expected = expected_state(config)
-    machine = qemu.Machine(arch, "uefi" if arch == "aarch64" else firmware, memory_mb=1536)
+    spec = target_class(kind)()
+    allowed = ("uefi",) if arch == "aarch64" else spec.boot.firmware
+    machine = qemu.Machine(
+        arch, firmware if firmware in allowed else allowed[0], memory_mb=spec.boot.memory_mb
+    )
     log_path = log_path or meta_path.parent / f"boot-test-{machine.arch}-{machine.firmware}.log"
     with tempfile.TemporaryDirectory(prefix="coreos-infra-boottest-") as tmp:
-        if kind == "iso":
-            log = qemu.boot(qemu.VmConfig(machine, cdrom=artifact), timeout=timeout, log_path=log_path)
-        elif kind == "pxe":
-            bundle = _pxe_bundle_dir(artifact)
-            vm = qemu.VmConfig(machine, net=True, pxe=True, tftp_dir=bundle, bootfile="boot.ipxe")
-            log = qemu.boot(vm, timeout=timeout, log_path=log_path)
-        elif kind in ("rpi4", "metal"):
-            from coreos_infra.xzsplice import decompress_to_sparse
-
-            raw = Path(tmp) / "disk.raw"
-            decompress_to_sparse(artifact, raw)
-            log = qemu.boot(qemu.VmConfig(machine, disks=(raw,)), timeout=timeout, log_path=log_path)
-        else:
-            raise CoreosInfraError(f"boot testing is not available for target kind {kind!r}")
+        vm = spec.boot_vm(artifact, machine, Path(tmp))
+        log = qemu.boot(vm, timeout=timeout, log_path=log_path)
     result = qemu.parse_log(log.text)
     passed, failed = compare(expected, result)
     return BootTestReport(

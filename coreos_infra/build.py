@@ -1,7 +1,7 @@
 """The contract between the build pipeline and the target builders.
 
 recipe + site -> Butane -> Ignition (``coreos_infra.recipes``) -> verified base artifacts
-(``coreos_infra.fetch``) -> a target builder (``coreos_infra.targets.<kind>.build``) -> artifact +
+(``coreos_infra.fetch``) -> a target builder (``coreos_infra.targets.REGISTRY[kind]``) -> artifact +
 ``meta.json``. A builder is a pure-ish function of its :class:`BuildRequest`: it reads only the
 request and writes only under ``out_dir``, each output atomically.
 """
@@ -20,15 +20,16 @@ from coreos_infra.fsutil import sha256_file, write_atomic
 @dataclass(frozen=True)
 class BuildRequest:
     target: str  # recipe name, e.g. "usb", "rpi4"
-    kind: str  # builder kind: "iso", "pxe", "rpi4", "metal"
+    kind: str  # target kind: a key of coreos_infra.targets.REGISTRY
     arch: str  # "x86_64", "aarch64"
     ignition: bytes  # the final Ignition config (compact JSON)
-    base: Mapping[str, Path]  # verified base files by role: iso, kernel, initramfs, rootfs, disk
+    base: Mapping[str, Path]  # verified inputs by role: iso, kernel, initramfs, rootfs, disk, firmware
     base_release: str
     build_id: str
     out_dir: Path
     cache_dir: Path
-    options: Mapping[str, Any] = field(default_factory=dict)  # the recipe's target-specific settings
+    # the recipe's target options: parsed by the target class (TargetRecipe.settings), or a plain mapping
+    options: Mapping[str, Any] | Any = field(default_factory=dict)
     name: str = "coreos-infra"  # file name stem of the outputs, e.g. "lab-dns1-rpi4"
     contains_secrets: bool = False  # the Ignition carries password hashes or keys
 

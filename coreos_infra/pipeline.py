@@ -19,13 +19,11 @@ from coreos_infra import fetch
 from coreos_infra.build import BuildRequest, BuildResult, write_meta
 from coreos_infra.fsutil import sha256_file
 from coreos_infra.log import step
-from coreos_infra.recipes import Project, Rendered, load_project, render
-from coreos_infra.targets import load_builder
+from coreos_infra.recipes import Project, Rendered, TargetRecipe, load_project, render
+from coreos_infra.targets import target as target_class
+from coreos_infra.targets.base import ExtraInput, InputSource
 
 LOG = logging.getLogger("coreos_infra.pipeline")
-
-# The stream names each artifact role; builders name the live ISO "iso".
-ROLE_NAMES = {("metal", "iso", "disk"): "iso"}
 
 
 @dataclass(frozen=True)
@@ -61,22 +59,6 @@ class BuildOutcome:
     cached: bool
 
 
-def _firmware_options(options: dict[str, Any], source: Source, cache_dir: Path) -> dict[str, Any]:
-    """Point the firmware download at a mirror (with its own lock file) when the source says so."""
-    if not (source.firmware_url or source.fixture_firmware) or "firmware" not in options:
-        return options
-    fw = dict(options.get("firmware") or {})
-    version = fw.get("version", "v1.50")
-    base = source.firmware_url
-    if source.fixture_firmware is not None:
-        from coreos_infra.fixtures.firmware import ensure_firmware_dir
-
-        base = ensure_firmware_dir(source.fixture_firmware, version).resolve().as_uri()
-        fw.pop("sha256", None)  # a recipe pins the official zip, not the fixture one
-    fw["url"] = f"{str(base).rstrip('/')}/RPi4_UEFI_Firmware_{version}.zip"
-    return {**options, "firmware": fw, "firmware_lock": str(cache_dir / "firmware-mirror.lock")}
-
-
 def offline_source(cache_root: Path | None = None) -> Source:
     """The built-in offline mirror (:mod:`coreos_infra.fixtures`), trusting only its throwaway key."""
     from coreos_infra.fixtures import ensure_mirror
@@ -104,10 +86,7 @@ def _up_to_date(meta_path: Path, build_id: str) -> dict[str, Any] | None:
     return meta
 
 
-def build(plan: BuildPlan, project: Project | None = None) -> BuildOutcome:
-    """Build ``plan.target`` for the site/host and return where the artifact and its meta.json are."""
-    project = project or load_project(plan.root)
-    recipe = project.target(plan.target)
+def _fetch_base(plan: BuildPlan, recipe: TargetRecipe) -> fetch.FetchedArtifacts:
     with step(f"Fetching {recipe.stream} {recipe.arch} {recipe.base.platform}/{recipe.base.format}"):
         fetched = fetch.fetch_artifacts(
             base_url=plan.source.base_url,
@@ -122,15 +101,30 @@ def build(plan: BuildPlan, project: Project | None = None) -> BuildOutcome:
             bundled_keys=plan.source.bundled_keys,
         )
     LOG.info("  base release %s", fetched.release)
-    options = _firmware_options(dict(recipe.options), plan.source, plan.cache_dir)
-    firmware_version = (
-        str((options.get("firmware") or {}).get("version", "")) if recipe.kind == "rpi4" else ""
-    )
-    firmware_sha256 = ""
-    if recipe.kind == "rpi4":  # the build ID covers the archive, not only its version
-        from coreos_infra.targets.rpi4 import resolve_firmware
+    return fetched
 
-        firmware_sha256 = resolve_firmware(recipe.name, options, plan.cache_dir)[2]
+
+def _fetch_inputs(plan: BuildPlan, inputs: tuple[ExtraInput, ...]) -> dict[str, Path]:
+    """The target's extra inputs (e.g. the Raspberry Pi firmware), verified and cached, by role."""
+    source = InputSource(plan.cache_dir, plan.source.firmware_url, plan.source.fixture_firmware)
+    extra: dict[str, Path] = {}
+    for needed in inputs:
+        with step(f"Fetching the {needed.role} {needed.version}"):
+            extra[needed.role] = needed.fetch(source)
+    return extra
+
+
+def build(plan: BuildPlan, project: Project | None = None) -> BuildOutcome:
+    """Build ``plan.target`` for the site/host and return where the artifact and its meta.json are."""
+    project = project or load_project(plan.root)
+    recipe = project.target(plan.target)
+    fetched = _fetch_base(plan, recipe)
+    target = target_class(recipe.kind)
+    settings = recipe.settings
+    if settings is None:
+        settings = target.parse_options(recipe.name, recipe.options)
+    inputs = target.inputs(settings)
+    extra = _fetch_inputs(plan, inputs)  # before rendering: the build ID covers their bytes
     with step(f"Rendering {plan.target} for site {plan.site or '(default)'} host {plan.host or '(none)'}"):
         rendered = render(
             project,
@@ -138,14 +132,11 @@ def build(plan: BuildPlan, project: Project | None = None) -> BuildOutcome:
             site=plan.site or project.default_site().name,
             host=plan.host,
             base_release=fetched.release,
-            firmware_version=firmware_version,
-            firmware_sha256=firmware_sha256,
+            firmware_version=",".join(i.version for i in inputs),
+            firmware_sha256=",".join(sha256_file(p) for p in extra.values()),
         )
     LOG.info("  build ID %s", rendered.build_id)
-    base = {
-        ROLE_NAMES.get((recipe.base.platform, recipe.base.format, role), role): path
-        for role, path in fetched.files.items()
-    }
+    base = {target.base_roles.get(role, role): path for role, path in fetched.files.items()} | extra
     out_dir = plan.out_root / plan.target / rendered.name
     request = BuildRequest(
         target=recipe.name,
@@ -157,7 +148,7 @@ def build(plan: BuildPlan, project: Project | None = None) -> BuildOutcome:
         build_id=rendered.build_id,
         out_dir=out_dir,
         cache_dir=plan.cache_dir,
-        options=options,
+        options=settings,
         name=rendered.name,
         contains_secrets=rendered.contains_secrets,
     )
@@ -165,12 +156,11 @@ def build(plan: BuildPlan, project: Project | None = None) -> BuildOutcome:
     if not plan.force and (meta := _up_to_date(meta_path, rendered.build_id)) is not None:
         LOG.info("‣ %s is up to date (build ID %s)", meta_path, rendered.build_id[:16])
         return BuildOutcome(request, meta_path, meta, rendered, cached=True)
-    builder = load_builder(recipe.kind)
     new_dir = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
     try:
         with step(f"Building {recipe.kind} artifact {rendered.name}"):
-            result = builder(request)
+            result = target().build(request)
     except BaseException:
         if new_dir:  # a failed or interrupted first build leaves no empty output directory
             with contextlib.suppress(OSError):

@@ -156,6 +156,7 @@ class VmConfig:
     append: str = ""
     cdrom: Path | None = None
     disks: tuple[Path, ...] = ()  # virtio, snapshot=on unless writable_disks
+    disk_format: str = "raw"  # of every disk: raw or qcow2
     writable_disks: bool = False
     disk_sector_size: int = 512  # 4096 for 4Kn images (metal4k): logical and physical block size
     disk_as_cdrom_device: bool = False
@@ -268,7 +269,7 @@ def qemu_command(vm: VmConfig, workdir: Path) -> list[str]:
         snap = "" if vm.writable_disks else ",snapshot=on"
         argv += [
             "-drive",
-            f"if=none,id=d{i},format=raw,file={disk}{snap}",
+            f"if=none,id=d{i},format={vm.disk_format},file={disk}{snap}",
             "-device",
             f"virtio-blk-pci,drive=d{i},bootindex={bootindex}"
             + (

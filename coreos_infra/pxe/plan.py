@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -127,14 +127,26 @@ class PxeOptions:
     label: str = "Fedora CoreOS"
 
     @classmethod
-    def parse(cls, options: Mapping[str, Any], *, where: str = "options") -> PxeOptions:
-        """Validated options; ``where`` prefixes the key in errors (e.g. ``targets.pxe.options``)."""
+    def parse(
+        cls, options: Mapping[str, Any], *, where: str = "options", file: str | None = None
+    ) -> PxeOptions:
+        """Validated options; ``where`` prefixes the key in errors (e.g. ``targets.pxe.options``), ``file``
+        names the recipe."""
+        try:
+            return cls._parse(options, where)
+        except InputError as e:
+            if file is None or e.location.file is not None:
+                raise
+            raise InputError(e.reason, replace(e.location, file=file), hint=e.hint) from None
+
+    @classmethod
+    def _parse(cls, options: Mapping[str, Any], where: str) -> PxeOptions:
         unknown = sorted(set(options) - set(OPTION_HELP))
         if unknown:
             raise InputError(
                 f"unknown PXE option; expected one of: {', '.join(OPTION_HELP)}", _loc(unknown[0], where)
             )
-        # Like the recipe loader: a dest_device without a mode means an install.
+        # The one default: a dest_device without a mode means an install, no dest_device a live boot.
         mode = _choice(
             options, "mode", where, ("live", "install"), "install" if "dest_device" in options else "live"
         )

@@ -25,7 +25,7 @@ from coreos_infra.recipes.overlay import overlay_files
 # Bump (append) when a render bug is fixed so that builds made with the bug get a new ID.
 ERRATA: tuple[str, ...] = ()
 FORMAT = 1
-_SKIP_FIELDS = {"path", "source", "location", "template", "checks"}
+_SKIP_FIELDS = {"path", "source", "location", "template", "checks", "settings"}  # settings: from options
 
 
 def canonical(value: Any) -> Any:

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 ROLES = ("dns", "ntp", "dhcp", "monitoring", "identity")
-KINDS = ("iso", "pxe", "rpi4", "metal")
 STREAMS = ("stable", "testing", "next")
 DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
@@ -233,6 +232,7 @@ class TargetRecipe:
     options: dict[str, Any]
     overlays: tuple[OverlayUse, ...]
     description: str = ""
+    settings: Any = None  # ``options`` as parsed by the kind's target class (coreos_infra.targets)
 
 
 # ------------------------------------------------------------------------------------------- overlay

@@ -65,6 +65,8 @@ def describe(project: Project) -> str:
         pin = t.release or t.stream
         base = f"{t.base.platform}/{t.base.format}"
         lines.append(f"  {t.name:<8} {t.kind:<6} {t.arch:<8} {pin:<8} {base:<14} {t.description}")
+    lines.append("Target kinds:")
+    lines += target_kinds()
     lines.append("Overlays:")
     for o in project.overlays.values():
         roles = f" [roles: {', '.join(o.roles)}]" if o.roles else ""
@@ -74,6 +76,18 @@ def describe(project: Project) -> str:
             default = json.dumps(v.default) if not v.required else "(required)"
             lines.append(f"      {v.name} ({v.type}) = {default}: {v.doc}")
     return "\n".join(lines)
+
+
+def target_kinds() -> list[str]:
+    """One line per registered target kind: architectures, base artifacts (default first), output."""
+    from coreos_infra.targets import REGISTRY
+
+    lines = []
+    for kind, t in sorted(REGISTRY.items()):
+        bases = ", ".join(str(b) for b in t.bases)
+        out = f"{t.output.platform}/{t.output.format}"
+        lines.append(f"  {kind:<6} {t.title:<28} {'/'.join(t.arches):<15} from {bases:<30} -> {out}")
+    return lines
 
 
 def checks_pytest_args(rendered: Rendered, hosts: str, *, running: bool = True) -> list[str]:

@@ -38,8 +38,9 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from coreos_infra.build import BuildRequest, BuildResult
 from coreos_infra.customize import Console, CustomizeError, CustomizeOptions, InputFile
@@ -49,6 +50,7 @@ from coreos_infra.iso.customize import customize_iso
 from coreos_infra.iso.embed import EmbedError
 from coreos_infra.iso.image import IGNITION_MEMBER, LiveIso
 from coreos_infra.log import step
+from coreos_infra.targets.base import Arch, Base, BootProfile, OptionSource, Output, Target
 
 LOG = logging.getLogger("coreos_infra.targets.iso")
 
@@ -67,121 +69,157 @@ LIST_KEYS = (
 )  # fmt: skip
 
 
-def _error(req: BuildRequest, key: str, message: str) -> InputError:
-    return InputError(message, Location(file=f"target {req.target}", path=f"options.{key}"))
-
-
-def _str_list(req: BuildRequest, key: str) -> tuple[str, ...]:
-    value = req.options.get(key, ())
+def _str_list(src: OptionSource, key: str) -> tuple[str, ...]:
+    value = src.get(key, ())
     if isinstance(value, str):
         value = [value] if key in ("console", "dest_console") else value
     if not isinstance(value, list | tuple) or not all(isinstance(v, str) and v for v in value):
-        raise _error(req, key, "expected a list of non-empty strings")
+        raise src.error(key, "expected a list of non-empty strings")
     return tuple(value)
 
 
-def _read(req: BuildRequest, key: str, paths: tuple[str, ...]) -> tuple[InputFile, ...]:
+def _read(key: str, paths: tuple[str, ...], target: str) -> tuple[InputFile, ...]:
     out = []
     for p in paths:
         try:
             out.append(InputFile(p, Path(p).read_bytes()))
         except OSError as e:
-            raise _error(req, key, f"cannot read {p}: {e.strerror}") from None
+            raise InputError(
+                f"cannot read {p}: {e.strerror}", Location(f"recipe {target}", f"options.{key}")
+            ) from None
     return tuple(out)
 
 
-def _keyfiles(req: BuildRequest) -> tuple[InputFile, ...]:
-    value = req.options.get("network_keyfiles", ())
+def _keyfiles(src: OptionSource) -> tuple[InputFile, ...]:
+    value = src.get("network_keyfiles", ())
     if isinstance(value, Mapping):
         out = []
         for name, content in value.items():
             if not isinstance(name, str) or "/" in name or not name or not isinstance(content, str | bytes):
-                raise _error(req, "network_keyfiles", f"bad keyfile entry {name!r}: expected name: contents")
+                raise src.error("network_keyfiles", f"bad keyfile entry {name!r}: expected name: contents")
             out.append(InputFile(name, content.encode() if isinstance(content, str) else content))
         return tuple(out)
     if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
-        return _read(req, "network_keyfiles", tuple(value))
-    raise _error(req, "network_keyfiles", "expected a list of keyfile paths or a mapping name: contents")
+        return _read("network_keyfiles", tuple(value), src.target)
+    raise src.error("network_keyfiles", "expected a list of keyfile paths or a mapping name: contents")
 
 
-def check_options(req: BuildRequest) -> dict[str, Any]:
-    """Validate ``req.options``; return them normalized (lists as tuples, mode filled in)."""
-    unknown = sorted(set(req.options) - set(KEYS))
-    if unknown:
-        raise _error(req, unknown[0], f"unknown option for an ISO target (known: {', '.join(KEYS)})")
-    mode = req.options.get("mode", "install")
-    if mode not in ("install", "live"):
-        raise _error(req, "mode", f"expected install or live, not {mode!r}")
-    opts: dict[str, Any] = {"mode": mode}
-    for key in LIST_KEYS:
-        opts[key] = _str_list(req, key)
-    if mode == "install":
-        device = req.options.get("dest_device")
-        if not isinstance(device, str) or not device.startswith("/dev/"):
-            raise _error(
-                req, "dest_device", "mode install needs dest_device, a device path such as /dev/vda"
-            )
-        opts["dest_device"] = device
-    else:
-        for key in INSTALL_ONLY:
-            if req.options.get(key):
-                raise _error(req, key, f"{key} is only used with mode install")
-        opts["dest_device"] = None
-    for key in ("console", "dest_console"):
-        for spec in opts[key]:
-            try:
-                Console.parse(spec)
-            except CustomizeError as e:
-                raise _error(req, key, str(e)) from None
-    for spec in opts["kernel_args"] + opts["live_karg_append"]:
-        if any(c.isspace() for c in spec):
-            raise _error(req, "kernel_args", f"one kernel argument per item, without spaces: {spec!r}")
-    opts["network_keyfiles"] = _keyfiles(req)
+def _device(src: OptionSource) -> str:
+    device = src.get("dest_device")
+    if device is None:
+        raise src.error("dest_device", "mode install needs dest_device (the disk to install to)")
+    if (
+        not isinstance(device, str)
+        or not device.startswith("/dev/")
+        or device.endswith("/")
+        or " " in device
+    ):
+        raise src.error("dest_device", "not a device path (e.g. /dev/vda or /dev/disk/by-id/...)")
+    return device
+
+
+@dataclass(frozen=True)
+class IsoOptions:
+    """The options of the ``iso`` target (see the module documentation), checked."""
+
+    KEYS: ClassVar[tuple[str, ...]] = KEYS
+
+    mode: str = "install"
+    dest_device: str | None = None
+    lists: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # every key of LIST_KEYS
+    network_keyfiles: tuple[InputFile, ...] = ()
+
+    def list(self, key: str) -> tuple[str, ...]:
+        return self.lists.get(key, ())
+
+    @classmethod
+    def parse(cls, src: OptionSource) -> IsoOptions:
+        src.check_keys(KEYS)
+        mode = src.get("mode", "install")
+        if mode not in ("install", "live"):
+            raise src.error("mode", f"expected install or live, not {mode!r}")
+        lists = {key: _str_list(src, key) for key in LIST_KEYS}
+        if mode == "live":
+            for key in INSTALL_ONLY:
+                if src.get(key):
+                    raise src.error(key, f"{key} is only used with mode install")
+        device = _device(src) if mode == "install" else None
+        for key in ("console", "dest_console"):
+            for spec in lists[key]:
+                try:
+                    Console.parse(spec)
+                except CustomizeError as e:
+                    raise src.error(key, str(e)) from None
+        for key in ("kernel_args", "live_karg_append", "dest_karg_append", "dest_karg_delete"):
+            for i, spec in enumerate(lists[key]):
+                if any(c.isspace() for c in spec):
+                    raise src.error(f"{key}[{i}]", "one kernel argument per list item, without spaces")
+        return cls(mode, device, lists, _keyfiles(src))
+
+
+def check_options(req: BuildRequest) -> IsoOptions:
+    """Validate ``req.options`` (a plain mapping or options parsed from the recipe)."""
+    opts: IsoOptions = IsoTarget.options_of(req)
     return opts
 
 
-def build(req: BuildRequest) -> BuildResult:
-    try:
-        return _build(req)
-    except BaseException:
-        # a failed build leaves no empty output directory behind (nothing was renamed into it)
-        with contextlib.suppress(OSError):
-            req.out_dir.rmdir()
-        raise
+class IsoTarget(Target, kind="iso"):
+    title = "live ISO"
+    options = IsoOptions
+    bases = (Base("metal", "iso"),)
+    arches = (Arch.X86_64, Arch.AARCH64)
+    output = Output("metal", "iso", ".iso")
+    boot = BootProfile(medium="cdrom")
+    base_roles = {"disk": "iso"}  # the stream's "disk" of the iso format is the live ISO
+
+    def build(self, req: BuildRequest) -> BuildResult:
+        try:
+            return _build(req, check_options(req))
+        except BaseException:
+            # a failed build leaves no empty output directory behind (nothing was renamed into it)
+            with contextlib.suppress(OSError):
+                req.out_dir.rmdir()
+            raise
+
+    def delivered_config(self, artifact: Path, ignition: bytes) -> bytes:
+        with LiveIso(artifact) as iso:
+            data = iso.ignition()
+        if data is None:
+            raise CoreosInfraError(f"{artifact}: no Ignition config embedded")
+        return data
 
 
-def _build(req: BuildRequest) -> BuildResult:
-    opts = check_options(req)
+def _build(req: BuildRequest, opts: IsoOptions) -> BuildResult:
     base = req.base.get("iso")
     if base is None or not Path(base).is_file():
         raise CoreosInfraError(f"ISO build of {req.target}: the base artifacts lack the live ISO")
-    install = opts["mode"] == "install"
+    install = opts.mode == "install"
     live_append = (
-        *(Console.parse(c).karg for c in opts["console"]),
-        *opts["kernel_args"],
-        *opts["live_karg_append"],
+        *(Console.parse(c).karg for c in opts.list("console")),
+        *opts.list("kernel_args"),
+        *opts.list("live_karg_append"),
     )
     custom = CustomizeOptions(
         dest_ignition=(InputFile(f"{req.name}.ign", req.ignition),) if install else (),
-        dest_device=opts["dest_device"],
-        dest_console=opts["dest_console"],
-        dest_karg_append=opts["dest_karg_append"],
-        dest_karg_delete=opts["dest_karg_delete"],
-        network_keyfile=opts["network_keyfiles"],
-        ignition_ca=_read(req, "ignition_ca", opts["ignition_ca"]),
-        pre_install=_read(req, "pre_install", opts["pre_install"]),
-        post_install=_read(req, "post_install", opts["post_install"]),
-        installer_config=_read(req, "installer_config", opts["installer_config"]),
+        dest_device=opts.dest_device,
+        dest_console=opts.list("dest_console"),
+        dest_karg_append=opts.list("dest_karg_append"),
+        dest_karg_delete=opts.list("dest_karg_delete"),
+        network_keyfile=opts.network_keyfiles,
+        ignition_ca=_read("ignition_ca", opts.list("ignition_ca"), req.target),
+        pre_install=_read("pre_install", opts.list("pre_install"), req.target),
+        post_install=_read("post_install", opts.list("post_install"), req.target),
+        installer_config=_read("installer_config", opts.list("installer_config"), req.target),
     )
     out = req.out_dir / f"{req.name}.iso"
-    with step(f"Customizing {Path(base).name} ({opts['mode']}) -> {out}"), LiveIso(base) as iso:
+    with step(f"Customizing {Path(base).name} ({opts.mode}) -> {out}"), LiveIso(base) as iso:
         try:
             result = customize_iso(
                 iso,
                 custom,
                 live_karg_append=live_append,
-                live_karg_delete=opts["live_karg_delete"],
-                live_karg_replace=opts["live_karg_replace"],
+                live_karg_delete=opts.list("live_karg_delete"),
+                live_karg_replace=opts.list("live_karg_replace"),
             )
         except CustomizeError as e:
             raise CoreosInfraError(f"ISO build of {req.target}: {e}") from None
@@ -195,7 +233,7 @@ def _build(req: BuildRequest) -> BuildResult:
         kargs = iso.kargs() if iso.kargs_layout is not None else None
         area = iso.ignition_area
         secrets = req.contains_secrets or any(
-            NetworkKeyfile(Path(kf.path).name, kf.data).has_secrets for kf in opts["network_keyfiles"]
+            NetworkKeyfile(Path(kf.path).name, kf.data).has_secrets for kf in opts.network_keyfiles
         )
         try:
             iso.save(out, overwrite=True, mode=0o600 if secrets else 0o644, durable=True)
@@ -209,7 +247,7 @@ def _build(req: BuildRequest) -> BuildResult:
         volume_id = iso.fs.volume_id
     meta: dict[str, Any] = {
         "iso": {
-            "mode": opts["mode"],
+            "mode": opts.mode,
             "volume_id": volume_id,
             "base_iso": Path(base).name,
             "ignition_area": {"offset": area.offset, "length": area.length},
@@ -218,6 +256,9 @@ def _build(req: BuildRequest) -> BuildResult:
         }
     }
     if install:
-        meta["iso"]["dest_device"] = opts["dest_device"]
+        meta["iso"]["dest_device"] = opts.dest_device
         meta["iso"]["installer_configs"] = sorted(result.installer_configs)
     return BuildResult(artifacts=[out], meta=meta)
+
+
+build = IsoTarget().build

@@ -1,6 +1,9 @@
 """The ``metal`` target: the FCOS metal ``raw.xz`` with the site's Ignition config, kernel arguments,
 consoles and NetworkManager keyfiles written into its ``boot`` filesystem, ready to ``dd`` (or to feed
 ``coreos-installer install --image-file``). See :mod:`coreos_infra.disk.rawimage` for how.
+
+Options: :class:`coreos_infra.disk.options.DiskOptions` (``kernel_args: {append: [..], delete: [..]}``,
+``console``, ``network_keyfiles``, ``xz_preset``, ``splice``, ``threads``).
 """
 
 from __future__ import annotations
@@ -8,16 +11,27 @@ from __future__ import annotations
 from typing import Any
 
 from coreos_infra.build import BuildRequest, BuildResult
-from coreos_infra.disk.options import COMMON_KEYS, base_disk, check_keys, parse_raw_options
+from coreos_infra.disk.options import DiskOptions, base_disk
 from coreos_infra.disk.rawimage import build_raw_image
+from coreos_infra.targets.base import Base, BootProfile, Output, Target
 
 
-def build(req: BuildRequest) -> BuildResult:
-    check_keys(req, COMMON_KEYS)
-    opts = parse_raw_options(req)
-    out = req.out_dir / f"{req.name}.raw.xz"
-    facts = build_raw_image(base_disk(req), out, opts)
-    meta: dict[str, Any] = {"image": facts}
-    if any(kf.has_secrets for kf in opts.boot.network_keyfiles):
-        meta["network_keyfiles_contain_secrets"] = True
-    return BuildResult(artifacts=[out], meta=meta)
+class MetalTarget(Target, kind="metal"):
+    title = "metal raw disk image"
+    options = DiskOptions
+    # qemu/qcow2.xz is no metal base: the builder edits raw GPT disks (see the qemu target)
+    bases = (Base("metal", "raw.xz"), Base("metal", "4k.raw.xz"))
+    output = Output("metal", "raw.xz", ".raw.xz")
+    boot = BootProfile(medium="disk", xz=True)
+
+    def build(self, req: BuildRequest) -> BuildResult:
+        opts: DiskOptions = self.options_of(req)
+        out = req.out_dir / self.output.artifact_name(req.name)
+        facts = build_raw_image(base_disk(req), out, opts.raw_image_options(req))
+        meta: dict[str, Any] = {"image": facts}
+        if opts.keyfiles_contain_secrets:
+            meta["network_keyfiles_contain_secrets"] = True
+        return BuildResult(artifacts=[out], meta=meta)
+
+
+build = MetalTarget().build

@@ -16,8 +16,11 @@ Options (``req.options``) are documented in :data:`coreos_infra.pxe.plan.OPTION_
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
+from coreos_infra import cpio, qemu
 from coreos_infra.build import BuildRequest, BuildResult
 from coreos_infra.customize import CustomizeOptions, InputFile
 from coreos_infra.errors import CoreosInfraError
@@ -34,6 +37,7 @@ from coreos_infra.pxe.plan import (
     IPXE_SCRIPT,
     KEA_SNIPPET,
     KERNEL,
+    OPTION_HELP,
     PXELINUX_CONFIG,
     README,
     ROOTFS,
@@ -42,6 +46,7 @@ from coreos_infra.pxe.plan import (
     plan_bundle,
 )
 from coreos_infra.pxe.wrap import wrap_ignition
+from coreos_infra.targets.base import Arch, Base, BootProfile, OptionSource, Output, Target
 
 LOG = logging.getLogger("coreos_infra.targets.pxe")
 BASE_ROLES = ("kernel", "initramfs", "rootfs")
@@ -88,8 +93,7 @@ def _readme(req: BuildRequest, opts: PxeOptions, plan: BundlePlan, notices: list
     return "\n".join(lines) + "\n"
 
 
-def build(req: BuildRequest) -> BuildResult:
-    opts = PxeOptions.parse(req.options)
+def _build(req: BuildRequest, opts: PxeOptions) -> BuildResult:
     plan = plan_bundle(opts, name=req.name, arch=req.arch)
     kernel, initramfs, rootfs = (_base(req, r) for r in BASE_ROLES)
     secret_mode = 0o600 if req.contains_secrets else 0o644
@@ -165,3 +169,56 @@ def build(req: BuildRequest) -> BuildResult:
         }
     }
     return BuildResult(artifacts=artifacts, meta=meta)
+
+
+@dataclass(frozen=True)
+class PxeTargetOptions:
+    """:class:`~coreos_infra.pxe.plan.PxeOptions`, parsed from a recipe."""
+
+    KEYS: ClassVar[tuple[str, ...]] = tuple(OPTION_HELP)
+
+    pxe: PxeOptions
+
+    @classmethod
+    def parse(cls, src: OptionSource) -> PxeTargetOptions:
+        src.check_keys(cls.KEYS)
+        return cls(PxeOptions.parse(src.data, where="options", file=f"recipe {src.target}"))
+
+
+def bundle_dir(artifact: Path) -> Path:
+    """The bundle directory beside a built PXE artifact (the tarball or a bundle file)."""
+    candidates = [p for p in artifact.parent.iterdir() if p.is_dir() and (p / IPXE_SCRIPT).exists()]
+    if not candidates:
+        raise CoreosInfraError(f"{artifact.parent}: no PXE bundle directory ({IPXE_SCRIPT}) found")
+    return candidates[0]
+
+
+class PxeTarget(Target, kind="pxe"):
+    title = "PXE netboot bundle"
+    options = PxeTargetOptions
+    bases = (Base("metal", "pxe"),)
+    arches = (Arch.X86_64, Arch.AARCH64)
+    output = Output("metal", "pxe", "-pxe.tar")
+    boot = BootProfile(medium="pxe")
+
+    def build(self, req: BuildRequest) -> BuildResult:
+        opts: PxeTargetOptions = self.options_of(req)
+        return _build(req, opts.pxe)
+
+    def delivered_config(self, artifact: Path, ignition_bytes: bytes) -> bytes:
+        bundle = bundle_dir(artifact)
+        if (bundle / IGNITION_CONFIG).exists():
+            return (bundle / IGNITION_CONFIG).read_bytes()
+        for name in (IGNITION_INITRD, INITRAMFS):
+            if (bundle / name).exists():
+                found = cpio.read_initrd((bundle / name).read_bytes(), IGNITION_CONFIG)
+                if IGNITION_CONFIG in found:
+                    return found[IGNITION_CONFIG]
+        raise CoreosInfraError(f"{bundle}: no Ignition config in the bundle")
+
+    def boot_vm(self, artifact: Path, machine: qemu.Machine, workdir: Path) -> qemu.VmConfig:
+        bundle = bundle_dir(artifact)
+        return qemu.VmConfig(machine, net=True, pxe=True, tftp_dir=bundle, bootfile=IPXE_SCRIPT)
+
+
+build = PxeTarget().build
