@@ -4,7 +4,8 @@
 the user's karg appends/deletes in one edit on the LAST BLS entry, ``ignition/config.ign`` (dir 0700,
 file 0600), and NetworkManager keyfiles in ``coreos-firstboot-network/`` (copied to
 ``/etc/NetworkManager/system-connections`` by FCOS's initramfs on first boot, as with
-``coreos-installer install --copy-network``). ``ignition.platform.id=metal`` is always kept.
+``coreos-installer install --copy-network``). ``ignition.platform.id=metal`` (or the platform the
+customization names) is always kept.
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ class BootCustomization:
     delete_kargs: tuple[str, ...] = ()
     consoles: tuple[bls.Console, ...] = ()
     network_keyfiles: tuple[NetworkKeyfile, ...] = ()
+    platform: str | None = "metal"  # the ignition.platform.id kept; None: the one the BLS entry names
 
 
 @dataclass
@@ -102,23 +104,30 @@ def _platform_kargs(fs: Ext4Image, platform: str) -> list[str]:
     return [a for a in args if isinstance(a, str)]
 
 
-def validate_kargs(append: Sequence[str], delete: Sequence[str]) -> None:
+def validate_kargs(append: Sequence[str], delete: Sequence[str], platform: str | None = "metal") -> None:
+    """``platform``: the ``ignition.platform.id`` the image keeps (None: the one its BLS entry names)."""
+    keep = f"{bls.PLATFORM_KARG_PREFIX}{platform}" if platform else "its platform's ignition.platform.id"
     for a in [*append, *delete]:
         if not a.strip() or any(c.isspace() for c in a.strip()):
             raise BootFsError(f"kernel argument {a!r} must be one non-empty word")
     for d in delete:
         if d.strip().startswith(bls.PLATFORM_KARG_PREFIX):
-            raise BootFsError(
-                f"refusing to delete {d!r}: FCOS needs {bls.METAL_PLATFORM_KARG} on metal images"
-            )
+            raise BootFsError(f"refusing to delete {d!r}: FCOS needs {keep} on {platform or 'these'} images")
     for a in append:
-        if a.strip().startswith(bls.PLATFORM_KARG_PREFIX) and a.strip() != bls.METAL_PLATFORM_KARG:
-            raise BootFsError(f"refusing to append {a!r}: these images are for {bls.METAL_PLATFORM_KARG}")
+        if a.strip().startswith(bls.PLATFORM_KARG_PREFIX) and a.strip() != keep:
+            raise BootFsError(f"refusing to append {a!r}: these images are for {keep}")
+
+
+def _entry_platform(options: str, entry_name: str) -> str:
+    for word in options.split():
+        if word.startswith(bls.PLATFORM_KARG_PREFIX):
+            return word.removeprefix(bls.PLATFORM_KARG_PREFIX)
+    raise BootFsError(f"the BLS entry {entry_name} names no platform ({bls.PLATFORM_KARG_PREFIX}...)")
 
 
 def customize_boot(fs: Ext4Image, cust: BootCustomization) -> BootResult:
     """Apply ``cust`` to the boot filesystem ``fs``."""
-    validate_kargs(cust.append_kargs, cust.delete_kargs)
+    validate_kargs(cust.append_kargs, cust.delete_kargs, cust.platform)
     for kf in cust.network_keyfiles:
         kf.validate()
     result = BootResult()
@@ -128,16 +137,20 @@ def customize_boot(fs: Ext4Image, cust: BootCustomization) -> BootResult:
     entry = bls.BlsEntry(fs.read(entry_path).decode())
     original = entry.options()
     options = original
+    platform = cust.platform or _entry_platform(original, entry_name)
+    platform_karg = f"{bls.PLATFORM_KARG_PREFIX}{platform}"
     if cust.consoles:
         options = bls.edit_kargs(
-            options, append=[c.karg for c in cust.consoles], delete=_platform_kargs(fs, "metal")
+            options, append=[c.karg for c in cust.consoles], delete=_platform_kargs(fs, platform)
         )
         result.console_cfg = _rewrite_console(fs, cust.consoles)
     options = bls.edit_kargs(options, append=cust.append_kargs, delete=cust.delete_kargs)
-    if bls.METAL_PLATFORM_KARG not in options.split():
+    if platform_karg not in options.split():
         if any(a.startswith(bls.PLATFORM_KARG_PREFIX) for a in options.split()):
-            raise BootFsError(f"the BLS entry {entry_name} names another platform than metal: {options}")
-        options = bls.edit_kargs(options, append=[bls.METAL_PLATFORM_KARG])
+            raise BootFsError(
+                f"the BLS entry {entry_name} names another platform than {platform}: {options}"
+            )
+        options = bls.edit_kargs(options, append=[platform_karg])
     if options != original:
         stat = fs.stat(entry_path)
         fs.write(
