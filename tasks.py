@@ -6,12 +6,24 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from invoke import Context, Exit, task
 
 from coreos_infra.exits import exits_on_errors
 
+if TYPE_CHECKING:
+    from coreos_infra.pipeline import BuildOutcome
+
 PY = sys.executable
+ROOT = Path(__file__).resolve().parent
+
+
+def _recipes() -> str:
+    """The target recipes (recipes/<name>.yaml), for the help texts."""
+    return ", ".join(sorted(p.stem for p in (ROOT / "recipes").glob("*.yaml")))
 
 
 @task(help={"fix": "apply ruff's automatic fixes and formatting instead of only checking"})
@@ -48,7 +60,7 @@ def test(c: Context, k: str = "", marker: str = "", verbose: bool = False) -> No
 
 @task(
     help={
-        "target": "target recipe to render for (recipes/<target>.yaml), e.g. usb, live, pxe, rpi4, metal",
+        "target": f"target recipe to render for (recipes/<target>.yaml): {_recipes()}",
         "site": "site profile (recipes/sites/<site>.yaml); may be left out when there is only one",
         "host": "host of the site to render for; left out: a site-wide config (admins, updates, DHCP)",
         "base_release": "FCOS release the build will use (part of the build ID); default: none yet",
@@ -69,19 +81,16 @@ def render(
     all: bool = False,
 ) -> None:
     """Render a site's Butane and Ignition for a target (and host); print the paths and the build ID."""
-    from pathlib import Path
-
     from coreos_infra.paths import artifacts_dir, project_root
     from coreos_infra.recipes import load_project
     from coreos_infra.recipes import render as render_config
     from coreos_infra.recipes.output import render_all, render_dir, write_render
+    from coreos_infra.summary import render_all_lines, render_lines
 
     if all:
         project = load_project(project_root())
         results = render_all(project, site or project.default_site().name, artifacts_dir())
-        for rendered, files in results:
-            who = rendered.host.name if rendered.host else "(site)"
-            print(f"{rendered.target.name:<8} {who:<12} {rendered.build_id[:16]}  {files.ignition}")
+        print("\n".join(render_all_lines(results)))
         return
     if not target:
         print("Error: --target is required (see `invoke list`)", file=sys.stderr)
@@ -97,10 +106,7 @@ def render(
         firmware_version=firmware_version,
     )
     files = write_render(rendered, Path(out) if out else render_dir(artifacts_dir(), rendered))
-    print(f"butane:   {files.butane}")
-    print(f"ignition: {files.ignition}")
-    print(f"overlays: {', '.join(rendered.overlays)}")
-    print(f"build ID: {rendered.build_id}")
+    print("\n".join(render_lines(rendered, files)))
     if rendered.contains_secrets:
         print("note: the Ignition config contains secrets; the files are mode 0600", file=sys.stderr)
 
@@ -133,30 +139,6 @@ _FETCH_HELP = {
 }
 
 
-def _fetch_wants(
-    target: list[str], stream: str, arch: str, platform: str, format: str, release: str
-) -> list:  # list[coreos_infra.fetch.Want]
-    """What to fetch: each --target's base artifact (all recipes if no --target/--format), overridable."""
-    from coreos_infra.fetch import Selection, Want, wants_of_recipe
-    from coreos_infra.paths import project_root
-    from coreos_infra.recipes import load_project
-
-    if target or not format:
-        project = load_project(project_root())
-        recipes = [project.target(t) for t in target] if target else list(project.targets.values())
-        wants = [wants_of_recipe(r) for r in recipes]
-    else:
-        wants = [Want(stream or "stable", None, Selection(arch or "x86_64", platform or "metal", format))]
-    return [
-        Want(
-            stream or w.stream,
-            release or w.release,
-            Selection(arch or w.selection.arch, platform or w.selection.platform, format or w.selection.fmt),
-        )
-        for w in wants
-    ]
-
-
 @task(
     iterable=["target"],
     help={"target": "target recipe(s) whose base image to fetch (repeatable)"} | _FETCH_HELP,
@@ -180,14 +162,14 @@ def fetch(
     Each file is checked against the SHA-256 in the stream metadata and its detached OpenPGP signature
     (pinned Fedora keys) before it enters the cache; a second run is a cache hit with no download.
     """
-    from pathlib import Path
-
     from coreos_infra.fetch import fetch_artifacts, stream_base_url_default
     from coreos_infra.log import setup_logging
     from coreos_infra.paths import cache_dir as default_cache
+    from coreos_infra.summary import fetch_lines
+    from coreos_infra.taskplan import fetch_wants
 
     setup_logging()
-    for want in _fetch_wants(target or [], stream, arch, platform, format, release):
+    for want in fetch_wants(ROOT, target or [], stream, arch, platform, format, release):
         sel = want.selection
         got = fetch_artifacts(
             base_url=stream_base_url or stream_base_url_default(),
@@ -200,9 +182,7 @@ def fetch(
             keyring=Path(keyring) if keyring else None,
             insecure=insecure,
         )
-        print(f"{want.stream} {got.release} {sel.arch} {sel.platform} {sel.fmt}:")
-        for role, path in got.files.items():
-            print(f"  {role:<10} {path}  ({got.artifacts[role].name})")
+        print("\n".join(fetch_lines(want, got)))
 
 
 @task(
@@ -236,23 +216,18 @@ def mirror(
     The mirror gets the files with their .sig, streams/<stream>.json, releases.json and release.json, so
     an air-gapped site can use it with --stream-base-url (http://, https:// or file://).
     """
-    from pathlib import Path
-
     from coreos_infra.fetch import mirror_artifacts, stream_base_url_default
     from coreos_infra.log import setup_logging
     from coreos_infra.paths import cache_dir as default_cache
     from coreos_infra.stream import DEFAULT_BASE_URL
+    from coreos_infra.taskplan import fetch_wants, mirror_groups
 
     if not dest:
         print("Error: --dest is required", file=sys.stderr)
         raise Exit(code=2)
     setup_logging()
-    groups: dict[tuple[str, str | None], list] = {}
-    for want in _fetch_wants(target or [], stream, arch, platform, format, release):
-        groups.setdefault((want.stream, want.release), [])
-        if want.selection not in groups[(want.stream, want.release)]:
-            groups[(want.stream, want.release)].append(want.selection)
-    for (stream_name, rel), selections in groups.items():
+    wants = fetch_wants(ROOT, target or [], stream, arch, platform, format, release)
+    for (stream_name, rel), selections in mirror_groups(wants).items():
         path = mirror_artifacts(
             Path(dest),
             selections,
@@ -283,22 +258,15 @@ def fixtures(c: Context, cache_dir: str = "", rebuild: bool = False, debug: bool
     file:// base URL to pass as --stream-base-url, and the keyring that verifies its signatures.
     """
     import time
-    from pathlib import Path
 
     from coreos_infra.fixtures import ensure_mirror
     from coreos_infra.log import setup_logging
+    from coreos_infra.summary import fixture_mirror_lines
 
     setup_logging(debug=debug)
     start = time.monotonic()
     m = ensure_mirror(Path(cache_dir) if cache_dir else None, rebuild=rebuild)
-    state = "built" if m.rebuilt else "cached"
-    print(f"fixture mirror ({state} in {time.monotonic() - start:.1f} s): {m.root}")
-    print(f"  --stream-base-url {m.base_url}")
-    print(f"  keyring {m.keyring}  (fingerprint {m.fingerprint})")
-    print(f"  streams: {', '.join(f'{s}={r}' for s, r in sorted(m.streams.items()))}")
-    print(f"  live ISO {m.iso}")
-    for arch, path in sorted(m.metal.items()):
-        print(f"  metal {arch} {path}")
+    print("\n".join(fixture_mirror_lines(m, time.monotonic() - start)))
 
 
 # ----------------------------------------------------------------------------- build, boot-test, demo
@@ -314,83 +282,29 @@ _SOURCE_HELP = {
 }
 
 
-def _source(offline: bool, stream_base_url: str, keyring: str, insecure: bool, firmware_url: str):  # type: ignore[no-untyped-def]
-    from pathlib import Path
-
-    from coreos_infra.fetch import stream_base_url_default
-    from coreos_infra.pipeline import Source, offline_source
-
-    if offline:
-        given = [f"--{n}" for n, v in (("stream-base-url", stream_base_url), ("keyring", keyring),
-                                       ("firmware-url", firmware_url)) if v]  # fmt: skip
-        if given:
-            from coreos_infra.errors import CoreosInfraError
-
-            raise CoreosInfraError(
-                f"--offline uses the built-in fixture mirror and its key; it cannot be combined with "
-                f"{', '.join(given)}",
-                hint="drop --offline to use your own mirror, or drop the other options",
-            )
-        return offline_source()
-    return Source(
-        base_url=stream_base_url or stream_base_url_default(),
-        keyring=Path(keyring) if keyring else None,
-        insecure=insecure,
-        firmware_url=firmware_url or None,
-    )
-
-
 def _outcomes(
-    target: str, site: str, host: list[str] | None, all_hosts: bool, source_args: tuple, force: bool
-):  # type: ignore[no-untyped-def,type-arg]
+    target: str,
+    site: str,
+    host: list[str] | None,
+    all_hosts: bool,
+    source_args: tuple[bool, str, str, bool, str],
+    force: bool,
+) -> Iterator[BuildOutcome]:
     """Build (or find up to date) each requested (target, site, host); yield the outcomes."""
     from coreos_infra.log import setup_logging
-    from coreos_infra.pipeline import build as run_build
+    from coreos_infra.taskplan import build_outcomes, source_of
 
     if not target:
         print("Error: --target is required (see `invoke list`)", file=sys.stderr)
         raise Exit(code=2)
     setup_logging()
-    source = _source(*source_args)
-    for h in _hosts(site, host, all_hosts):
-        yield run_build(_plan(target, site, h, source, force))
-
-
-def _plan(target: str, site: str, host: str | None, source, force: bool):  # type: ignore[no-untyped-def]
-    from pathlib import Path
-
-    from coreos_infra.paths import artifacts_dir, cache_dir
-    from coreos_infra.pipeline import BuildPlan
-
-    root = Path(__file__).resolve().parent
-    return BuildPlan(
-        root=root,
-        target=target,
-        site=site or None,
-        host=host,
-        source=source,
-        cache_dir=cache_dir(root),
-        out_root=artifacts_dir(root) / "build",
-        force=force,
-    )
-
-
-def _hosts(site: str, host: list[str] | None, all_hosts: bool) -> list[str | None]:
-    from pathlib import Path
-
-    from coreos_infra.recipes import load_project
-
-    if not all_hosts:
-        return list(host or [None])
-    project = load_project(Path(__file__).resolve().parent)
-    s = project.site(site) if site else project.default_site()
-    return [h.name for h in s.hosts]
+    yield from build_outcomes(ROOT, target, site, host, all_hosts, source_of(*source_args), force)
 
 
 @task(
     iterable=["host"],
     help={
-        "target": "target recipe to build (usb, live, pxe, rpi4, metal; see `invoke list`)",
+        "target": f"target recipe to build ({_recipes()}; see `invoke list`)",
         "site": "site profile (default: the only/first site in recipes/sites/)",
         "host": "host of the site to build for (repeatable); default: a site-wide image",
         "all_hosts": "build one image per host of the site",
@@ -416,19 +330,17 @@ def build(
     Outputs go to artifacts/build/<target>/<site>-<host>-<target>/ with a meta.json (sha256, size, build ID,
     base release). A build whose inputs did not change (same build ID) is not redone.
     """
+    from coreos_infra.summary import build_lines
+
     source_args = (offline, stream_base_url, keyring, insecure, firmware_url)
     for outcome in _outcomes(target, site, host, all_hosts, source_args, force):
-        print(f"{outcome.meta_path.parent}: {'up to date' if outcome.cached else 'built'}")
-        for art in outcome.meta["artifacts"]:
-            print(f"  {art['name']}  {art['size']} bytes  sha256 {art['sha256']}")
-        if outcome.meta.get("contains_secrets"):
-            print("  WARNING: contains secrets (password hashes or keys); keep it private")
+        print("\n".join(build_lines(outcome)))
 
 
 @task(
     iterable=["host"],
     help={
-        "target": "target recipe to build and boot (usb, live, pxe, rpi4, metal)",
+        "target": f"target recipe to build and boot ({_recipes()})",
         "site": "site profile (default: the only/first site)",
         "host": "host of the site (repeatable); default: a site-wide image",
         "all_hosts": "boot-test one image per host of the site",
@@ -537,10 +449,9 @@ def qemu_boot(
     The building block of the boot tests, for trying an artifact by hand: KVM when usable, else TCG;
     fails fast on GRUB's "Press any key", a kernel panic or a timeout. Exit code 1 if Ignition failed.
     """
-    from pathlib import Path
-
     from coreos_infra.log import setup_logging
     from coreos_infra.qemu import Machine, VmConfig, boot, parse_log
+    from coreos_infra.summary import fixture_boot_lines
 
     setup_logging()
     if sum(bool(x) for x in (iso, disk, kernel)) != 1:
@@ -557,22 +468,7 @@ def qemu_boot(
     )
     result = boot(vm, timeout=timeout, log_path=Path(log) if log else None)
     r = parse_log(result.text)
-    print(f"booted in {result.elapsed:.1f} s ({result.reason}); arch {r.arch}; release {r.release or '-'}")
-    print(f"kernel command line: {r.cmdline}")
-    if r.rootfs:
-        print(f"live rootfs: {r.rootfs}")
-    status = "OK" if r.ignition_ok else ("skipped" if r.ignition_skipped else f"FAILED: {r.ignition_failed}")
-    print(f"Ignition (config from {r.source}): {status}")
-    for line in r.ignition_log:
-        print(f"  {line}")
-    for path, f in sorted(r.files.items()):
-        print(f"  file {path} mode={f.mode:04o} uid={f.uid} gid={f.gid} size={f.size}")
-    for path, (mode, uid, gid) in sorted(r.dirs.items()):
-        print(f"  dir  {path} mode={mode:04o} uid={uid} gid={gid}")
-    for path, target in sorted(r.links.items()):
-        print(f"  link {path} -> {target}")
-    for user in r.users.values():
-        print(f"  user {user.name} uid={user.uid} groups={','.join(user.groups) or '-'}")
+    print("\n".join(fixture_boot_lines(result, r)))
     if not r.ok:
         raise Exit(code=1)
 
