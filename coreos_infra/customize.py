@@ -33,7 +33,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from coreos_infra.errors import CoreosInfraError
+from coreos_infra.console import Console
+from coreos_infra.console import grub_console_commands as grub_console_commands  # re-exported
+from coreos_infra.errors import CustomizeError
 from coreos_infra.iso.ignition_config import (
     GENERATED_VERSION,
     IgnitionConfigError,
@@ -50,10 +52,6 @@ DEST_IGNITION_PATH = "/etc/coreos/dest.ign"
 DOCS_URL = "https://coreos.github.io/coreos-installer/customizing-install/"
 
 Flavor = Literal["iso", "pxe"]
-
-
-class CustomizeError(CoreosInfraError):
-    """A customization coreos-installer would refuse."""
 
 
 # ------------------------------------------------------------------ inputs
@@ -202,63 +200,6 @@ def make_resource(data: bytes) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------ consoles
-
-
-@dataclass(frozen=True)
-class Console:
-    """A console spec as ``--console``/``--dest-console`` accept it (§6.4 of the formats reference)."""
-
-    device: str
-    unit: int | None = None  # serial port number, None for graphical/hvc/sclp consoles
-    speed: int = 9600
-    parity: str = "n"
-    bits: int = 8
-
-    _SERIAL = re.compile(r"(ttyS|ttyAMA)([0-9]+)(?:,([0-9]+)(?:([noe])([5-8])?)?)?")
-
-    @classmethod
-    def parse(cls, spec: str) -> Console:
-        """Parse ``ttyS<n>[,<speed>[<parity>[<bits>]]]``, ``ttyAMA<n>...``, tty0, hvc0, ttysclp0."""
-        for prefix in ("console=", "/dev/"):
-            if spec.startswith(prefix):
-                raise CustomizeError(f'invalid console "{spec}": spec should not start with "{prefix}"')
-        m = cls._SERIAL.fullmatch(spec)
-        if m:
-            prefix, unit, speed, parity, bits = m.groups()
-            port, baud = int(unit), int(speed) if speed else 9600
-            if port > 255 or baud > 0xFFFFFFFF:  # a u8 port and a u32 speed, as coreos-installer
-                raise CustomizeError(f'invalid console "{spec}": port or speed out of range')
-            return cls(f"{prefix}{port}", port, baud, parity or "n", int(bits) if bits else 8)
-        if spec in ("tty0", "hvc0", "ttysclp0"):
-            return cls(spec)
-        raise CustomizeError(f'invalid console "{spec}": invalid or unsupported console argument')
-
-    @property
-    def is_serial(self) -> bool:
-        return self.unit is not None
-
-    def __str__(self) -> str:
-        if self.is_serial:
-            return f"{self.device},{self.speed}{self.parity}{self.bits}"
-        return self.device
-
-    @property
-    def karg(self) -> str:
-        return f"console={self}"
-
-    def grub_command(self) -> str | None:
-        """The GRUB ``serial`` command of a serial console (ttyS or ttyAMA; None for graphical ones)."""
-        if self.unit is None:
-            return None
-        parity = {"n": "no", "o": "odd", "e": "even"}[self.parity]
-        return f"serial --unit={self.unit} --speed={self.speed} --word={self.bits} --parity={parity}"
-
-
-def grub_console_commands(consoles: Sequence[Console]) -> list[str]:
-    """The lines for the CONSOLE-SETTINGS block of ``grub2/console.cfg``."""
-    lines = [c for c in (con.grub_command() for con in consoles) if c]
-    terms = sorted({"serial" if con.is_serial else "console" for con in consoles})
-    return [*lines, f"terminal_input {' '.join(terms)}", f"terminal_output {' '.join(terms)}"]
 
 
 # ------------------------------------------------------------------ installer config (§4.7)

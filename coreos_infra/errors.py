@@ -76,3 +76,11 @@ class WriteError(CoreosInfraError):
         self.strerror = error.strerror or str(error)
         self.stage = stage
         super().__init__(f"writing {path}: {self.strerror}")
+
+
+class CustomizeError(CoreosInfraError):
+    """A customization coreos-installer would refuse (``coreos_infra.customize``)."""
+
+
+class BlsError(CoreosInfraError):
+    """A BLS entry or console/karg input that cannot be handled (``coreos_infra.disk.bls``)."""

@@ -4,20 +4,18 @@ does them on the ``boot`` filesystem (coreos-installer-formats.md sections 6.3 a
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from coreos_infra.errors import CoreosInfraError
+from coreos_infra.console import Console, grub_console_commands
+from coreos_infra.errors import BlsError
+
+__all__ = ["BlsError", "BlsEntry", "Console", "edit_kargs", "grub_console_commands", "rewrite_console_block"]
 
 PLATFORM_KARG_PREFIX = "ignition.platform.id="
 METAL_PLATFORM_KARG = "ignition.platform.id=metal"
 CONSOLE_START = "# CONSOLE-SETTINGS-START"
 CONSOLE_END = "# CONSOLE-SETTINGS-END"
-
-
-class BlsError(CoreosInfraError):
-    """A BLS entry or console/karg input that cannot be handled."""
 
 
 def edit_kargs(current: str, *, append: Sequence[str] = (), delete: Sequence[str] = (),
@@ -70,59 +68,6 @@ def last_entry_name(names: Sequence[str]) -> str:
     if not confs:
         raise BlsError("no BLS entries (loader/entries/*.conf) on the boot filesystem")
     return confs[-1]
-
-
-_SERIAL = re.compile(r"^(ttyS|ttyAMA)(\d+)(?:,(\d+)(?:([noe])([5-8])?)?)?$")
-
-
-@dataclass(frozen=True)
-class Console:
-    """A kernel console in coreos-installer's grammar (``ttyS0,115200n8``, ``ttyAMA0``, ``tty0``...)."""
-
-    device: str  # ttyS0, ttyAMA0, tty0, hvc0, ttysclp0
-    speed: int | None = None
-    parity: str = "n"
-    bits: int = 8
-
-    @classmethod
-    def parse(cls, spec: str) -> Console:
-        if spec.startswith("console=") or spec.startswith("/dev/"):
-            raise BlsError(f"console {spec!r}: give the device only, without 'console=' or '/dev/'")
-        if spec in ("tty0", "hvc0", "ttysclp0"):
-            return cls(spec)
-        m = _SERIAL.match(spec)
-        if not m:
-            raise BlsError(
-                f"invalid console {spec!r}: expected ttyS<n> or ttyAMA<n> with optional "
-                "',<speed>[<parity n|o|e>[<bits 5-8>]]', or tty0, hvc0, ttysclp0"
-            )
-        prefix, unit, speed, parity, bits = m.groups()
-        return cls(f"{prefix}{unit}", int(speed) if speed else 9600, parity or "n", int(bits) if bits else 8)
-
-    @property
-    def is_serial(self) -> bool:
-        return self.speed is not None
-
-    @property
-    def karg(self) -> str:
-        if not self.is_serial:
-            return f"console={self.device}"
-        return f"console={self.device},{self.speed}{self.parity}{self.bits}"
-
-    def grub_command(self) -> str | None:
-        if not self.is_serial:
-            return None
-        unit = re.sub(r"\D", "", self.device)
-        parity = {"n": "no", "o": "odd", "e": "even"}[self.parity]
-        return f"serial --unit={unit} --speed={self.speed} --word={self.bits} --parity={parity}"
-
-
-def grub_console_commands(consoles: Sequence[Console]) -> list[str]:
-    cmds = [c for c in (con.grub_command() for con in consoles) if c]
-    terms = sorted({"serial" if c.is_serial else "console" for c in consoles})
-    if terms:
-        cmds += [f"terminal_input {' '.join(terms)}", f"terminal_output {' '.join(terms)}"]
-    return cmds
 
 
 def rewrite_console_block(cfg: str, commands: Sequence[str]) -> str:
