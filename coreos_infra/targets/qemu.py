@@ -97,7 +97,10 @@ class QemuTarget(Target, kind="qemu"):
                           raw, converted)  # fmt: skip
                 facts["virtual_size"] = raw.stat().st_size
                 raw.unlink()
-                os.chmod(converted, 0o600 if req.contains_secrets else 0o644)
+                secrets = (
+                    req.contains_secrets or opts.disk.keyfiles_contain_secrets
+                )  # both end up in the image
+                os.chmod(converted, 0o600 if secrets else 0o644)
                 os.replace(converted, out)
         facts.update(format="qcow2", compressed_clusters=opts.compress, base=base.name)
         facts.update(size=out.stat().st_size, sha256=sha256_file(out))
