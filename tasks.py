@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from invoke import Context, Exit, task
 
@@ -615,7 +615,7 @@ class _store_errors:  # noqa: N801 - used like a function: `with _store_errors()
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, kind: object, e: BaseException | None, tb: object) -> bool:
+    def __exit__(self, kind: object, e: BaseException | None, tb: object) -> Literal[False]:
         from coreos_infra.errors import CoreosInfraError
 
         if isinstance(e, CoreosInfraError):
@@ -796,8 +796,8 @@ _FETCH_BUILD_HELP = {
 }
 
 
-def _download(site: str, host: str, target: str, build: str, store: str, endpoint_url: str, keyring: str,
-              allow_unsigned: bool, dest: str, names_of=None, verify_each: bool = False):  # type: ignore[no-untyped-def]  # fmt: skip
+def _download(site: str, host: str, target: str, build: str, store: str, endpoint_url: str, keyring: str,  # type: ignore[no-untyped-def]  # noqa: E501
+              allow_unsigned: bool, dest: str, names_of=None, verify_each: bool = False):  # fmt: skip
     """Resolve and download (verified) a build; ``names_of(build)`` picks the files (default: all)."""
     from pathlib import Path
 
