@@ -1,8 +1,8 @@
 """Target facts publishing needs (arch, stream platform/format, which file is which artifact kind).
 
 ONE function, :func:`target_facts`, reads them from a build's meta.json (kind, arch, target and the
-builder's own fields); when the target registry (``coreos_infra.targets.REGISTRY``) lands, this is the
-only place to switch over.
+builder's own fields) and, for the disk kinds, the output format and file suffix from the target
+registry (``coreos_infra.targets.REGISTRY[kind].output``).
 
 Stream names (FCOS stream metadata, ``architectures.<arch>.artifacts.<platform>.formats.<format>``): the
 platform is the target name; the format and kinds follow FCOS:
@@ -12,7 +12,7 @@ platform is the target name; the format and kinds follow FCOS:
 | iso (usb, live) | ``iso`` | ``disk`` (the ISO) |
 | pxe | ``pxe`` | ``kernel``, ``initramfs``, ``rootfs`` |
 | rpi4, metal | ``raw.xz`` | ``disk`` |
-| qemu | ``qcow2.xz`` | ``disk`` |
+| qemu | ``qcow2`` | ``disk`` |
 """
 
 from __future__ import annotations
@@ -22,8 +22,15 @@ from typing import Any
 
 from coreos_infra.errors import CoreosInfraError
 
-_DISK_FORMATS = {"iso": ("iso", ".iso"), "rpi4": ("raw.xz", ".raw.xz"), "metal": ("raw.xz", ".raw.xz"),
-                 "qemu": ("qcow2.xz", ".qcow2.xz")}  # fmt: skip
+
+def _disk_format(kind: str) -> tuple[str, str] | None:
+    """(stream format, file suffix) of a disk-image kind's main artifact, from the target registry."""
+    from coreos_infra.targets import REGISTRY
+
+    target = REGISTRY.get(kind)
+    if target is None or target.boot.medium == "pxe":
+        return None
+    return target.output.format, target.output.suffix
 
 
 @dataclass(frozen=True)
@@ -54,11 +61,12 @@ def target_facts(meta: dict[str, Any], source: str = "meta.json") -> TargetFacts
         if "kernel" not in kinds or "initramfs" not in kinds:
             raise CoreosInfraError(f"{source}: the PXE build lists no kernel/initramfs artifact")
         return TargetFacts(arch=arch, platform=target, format="pxe", kinds=kinds)
-    if kind not in _DISK_FORMATS:
+    disk_format = _disk_format(kind)
+    if disk_format is None:
         raise CoreosInfraError(
             f"{source}: unknown target kind {kind!r}: cannot publish it in stream metadata"
         )
-    fmt, suffix = _DISK_FORMATS[kind]
+    fmt, suffix = disk_format
     disks = [n for n in names if n.endswith(suffix)]
     if not disks:
         raise CoreosInfraError(f"{source}: no {suffix} artifact in the build")
