@@ -441,6 +441,9 @@ class FixtureResult:
     links: dict[str, str] = field(default_factory=dict)
     ssh_ready: bool = False
     done: bool = False
+    root: dict[str, str] = field(default_factory=dict)  # FIXTURE-ROOT (metal-systemd): label, dev, init
+    systemd_state: str | None = None  # FIXTURE-SYSTEMD: systemctl is-system-running --wait
+    failed_units: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -550,6 +553,12 @@ def parse_log(text: str) -> FixtureResult:
         elif key == "FIXTURE-LINK":
             path, _, target = rest.rpartition(" target=")
             r.links[path] = target
+        elif key == "FIXTURE-ROOT":
+            r.root = _kv(rest.split())
+        elif key == "FIXTURE-SYSTEMD":
+            kv = _kv(rest.split())
+            r.systemd_state = kv.get("state")
+            r.failed_units = [u for u in kv.get("failed", "none").split(",") if u and u != "none"]
         elif key == "FIXTURE-SSH-READY":
             r.ssh_ready = True
         elif key == "FIXTURE-DONE":
