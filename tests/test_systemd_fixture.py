@@ -120,12 +120,13 @@ def systemd_config(hostname: str, ssh_key: str) -> bytes:
             "contents": {"source": "data:,vm.swappiness%20%3D%2013%0A"},
         },
         {
-            "path": "/etc/NetworkManager/system-connections/fixture-dummy.nmconnection",
+            # the wired profile: DHCP (slirp) plus a static address only this keyfile knows
+            "path": "/etc/NetworkManager/system-connections/fixture-wired.nmconnection",
             "mode": 0o600,
             "contents": {
                 "source": "data:,"
-                + "%5Bconnection%5D%0Aid%3Dfixture-dummy%0Atype%3Ddummy%0Ainterface-name%3Dfixdummy0%0A"
-                + "%5Bipv4%5D%0Amethod%3Dmanual%0Aaddress1%3D192.0.2.7%2F24%0A"
+                + "%5Bconnection%5D%0Aid%3Dfixture-wired%0Atype%3Dethernet%0A"
+                + "%5Bipv4%5D%0Amethod%3Dauto%0Aaddress1%3D192.0.2.7%2F24%0A"
             },
         },
     ]
@@ -184,7 +185,8 @@ def test_metal_systemd_uefi_ignition_then_systemd_services_over_ssh(
         assert hello.is_enabled and hello.is_running  # Ignition's preset, applied by systemd's first boot
         assert host.run("systemctl is-enabled chrony-wait.service").stdout.strip() == "masked"
         assert host.sysctl("vm.swappiness") == 13
-        assert "192.0.2.7/24" in host.run("ip -4 addr show fixdummy0").stdout  # NM applied the keyfile
+        assert "192.0.2.7/24" in host.run("ip -4 addr").stdout  # NetworkManager applied the keyfile
+        assert "fixture-wired" in host.run("nmcli -t -f NAME connection show --active").stdout
         assert host.user("alice").groups == ["alice", "wheel"]
         assert host.run("sudo -n true").rc == 0  # %wheel NOPASSWD, like FCOS
         assert host.file("/etc/secret.conf").user == "core" and host.file("/etc/secret.conf").mode == 0o600
