@@ -169,7 +169,14 @@ def test_metal_systemd_uefi_ignition_then_systemd_services_over_ssh(
         assert r.root == {"label": "root", "dev": "/dev/vda4", "init": "systemd"}
         assert_applied_systemd(r, "sd-node", pub)
         assert r.systemd_state in ("running", "degraded"), r.failed_units
-        print(f"metal-systemd: SSH ready {ready:.1f} s, state {r.systemd_state}, failed {r.failed_units}")
+        phases = dict(
+            re.findall(r"(FIXTURE-BOOT-OK|FIXTURE-SWITCH-ROOT|FIXTURE-SYSTEMD) .*uptime=([\d.]+)", log.text)
+        )
+        print(
+            f"metal-systemd: SSH ready {ready:.1f} s (guest uptimes {phases}),",
+            r.systemd_state,
+            r.failed_units,
+        )
         assert qemu.wait_for_ssh(port, timeout=120).startswith("SSH-2.0-OpenSSH")
         host = testinfra.get_host(f"paramiko://core@127.0.0.1:{port}", ssh_identity_file=str(key))
         assert host.run("cat /proc/1/comm").stdout.strip() == "systemd"
@@ -224,3 +231,18 @@ def test_metal_x86_64_bios_boots_from_the_bios_boot_partition(
     r = parse_log(log.text)
     assert_applied(r, "bios", "boot")
     assert r.bootdev == "/dev/vda3" and "ignition.firstboot" in r.kargs
+
+
+@pytest.mark.boot
+@pytest.mark.slow
+def test_second_boot_of_a_metal_disk_does_not_run_ignition_again(
+    fixture_mirror: FixtureMirror, tmp_path: Path
+) -> None:
+    disk = customize_disk(fixture_mirror.metal["x86_64"], tmp_path / "disk.raw", config("twice"), tmp_path)
+    vm = VmConfig(Machine("x86_64", "uefi"), disks=(disk,), writable_disks=True, extra_args=RNG)
+    first = boot(vm, timeout=TIMEOUT, log_path=tmp_path / "serial-1.log")
+    assert parse_log(first.text).ignition_ok
+    assert "FIXTURE-FIRSTBOOT-COMPLETE removed /boot/ignition.firstboot" in first.text
+    second = parse_log(boot(vm, timeout=TIMEOUT, log_path=tmp_path / "serial-2.log").text)
+    assert second.booted and second.ignition_skipped and not second.ignition_ok
+    assert "ignition.firstboot" not in second.kargs  # GRUB found no stamp
