@@ -2,9 +2,9 @@
 
 Units (no VM): the "before" listing the root ships is byte-for-byte what the fixture ``/init`` computes with
 busybox; the BIOS boot code is patched like ``grub-bios-setup`` does; the metal disks carry it.
-Boots (TCG, virtio-rng): the metal-systemd disk under OVMF runs Ignition in the initramfs, switches root
-into systemd, reaches multi-user, and testinfra checks the real services over OpenSSH; the busybox
-metal disk boots under SeaBIOS.
+Boots (TCG; qemu.py gives every guest virtio-rng): the metal-systemd disk under OVMF runs Ignition in
+the initramfs, switches root into systemd, reaches multi-user, and testinfra checks the real services
+over OpenSSH; the busybox metal disk boots under SeaBIOS, and a second boot of a disk skips Ignition.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from coreos_infra.fixtures import FixtureMirror, metal, systemdroot
 from coreos_infra.qemu import Machine, VmConfig, boot, parse_log, running
 
 SYSTEMD_TIMEOUT = 900.0  # multi-user takes ~15 s unloaded under TCG, minutes on a loaded 2-core machine
-RNG = ("-object", "rng-random,filename=/dev/urandom,id=rng0", "-device", "virtio-rng-pci,rng=rng0")
 INIT_SH = Path(__file__).parents[1] / "coreos_infra" / "fixtures" / "data" / "init.sh"
 
 
@@ -160,7 +159,7 @@ def test_metal_systemd_uefi_ignition_then_systemd_services_over_ssh(
         append_karg="fixture.ssh=1",
     )
     port = qemu.free_port()
-    vm = VmConfig(Machine("x86_64", "uefi"), disks=(disk,), ssh_port=port, extra_args=RNG)
+    vm = VmConfig(Machine("x86_64", "uefi"), disks=(disk,), ssh_port=port)
     start = time.monotonic()
     serial = tmp_path / "serial.log"
     with running(vm, until=("FIXTURE-SSH-READY",), timeout=SYSTEMD_TIMEOUT, log_path=serial) as log:
@@ -223,7 +222,7 @@ def test_metal_x86_64_bios_boots_from_the_bios_boot_partition(
     fixture_mirror: FixtureMirror, tmp_path: Path
 ) -> None:
     disk = customize_disk(fixture_mirror.metal["x86_64"], tmp_path / "disk.raw", config("bios"), tmp_path)
-    vm = VmConfig(Machine("x86_64", "bios"), disks=(disk,), extra_args=RNG)
+    vm = VmConfig(Machine("x86_64", "bios"), disks=(disk,))
     start = time.monotonic()
     log = boot(vm, timeout=TIMEOUT, log_path=tmp_path / "serial.log")
     print(f"metal under SeaBIOS: FIXTURE-DONE after {time.monotonic() - start:.1f} s")
@@ -239,7 +238,7 @@ def test_second_boot_of_a_metal_disk_does_not_run_ignition_again(
     fixture_mirror: FixtureMirror, tmp_path: Path
 ) -> None:
     disk = customize_disk(fixture_mirror.metal["x86_64"], tmp_path / "disk.raw", config("twice"), tmp_path)
-    vm = VmConfig(Machine("x86_64", "uefi"), disks=(disk,), writable_disks=True, extra_args=RNG)
+    vm = VmConfig(Machine("x86_64", "uefi"), disks=(disk,), writable_disks=True)
     first = boot(vm, timeout=TIMEOUT, log_path=tmp_path / "serial-1.log")
     assert parse_log(first.text).ignition_ok
     assert "FIXTURE-FIRSTBOOT-COMPLETE removed /boot/ignition.firstboot" in first.text
