@@ -509,7 +509,10 @@ def parse_log(text: str) -> FixtureResult:
                 content.append(line)
             continue
         if not line.startswith("FIXTURE-"):
-            continue
+            # a getty's "host login: " prompt can precede a marker printed by a systemd unit
+            if "login: FIXTURE-" not in line:
+                continue
+            line = line[line.index("login: FIXTURE-") + len("login: ") :]
         key, _, rest = line.partition(" ")
         if key == "FIXTURE-BOOT-OK":
             r.booted = True

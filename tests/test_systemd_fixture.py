@@ -245,3 +245,9 @@ def test_second_boot_of_a_metal_disk_does_not_run_ignition_again(
     second = parse_log(boot(vm, timeout=TIMEOUT, log_path=tmp_path / "serial-2.log").text)
     assert second.booted and second.ignition_skipped and not second.ignition_ok
     assert "ignition.firstboot" not in second.kargs  # GRUB found no stamp
+
+
+def test_parse_log_reads_a_marker_behind_a_login_prompt() -> None:
+    r = parse_log("sd-node login: FIXTURE-SYSTEMD state=degraded failed=a.service,b.service uptime=5\n")
+    assert r.systemd_state == "degraded" and r.failed_units == ["a.service", "b.service"]
+    assert parse_log("noise FIXTURE-SYSTEMD state=running\n").systemd_state is None
