@@ -185,14 +185,13 @@ def ensure_artifact(ref: ArtifactRef, *, cache: ArtifactCache, keyring: gpg.Keyr
             if ref.size is not None and record["size"] != ref.size:
                 raise VerificationError(f"{ref.name}: metadata size {ref.size} != cached {record['size']}")
             sig_path = cache.signature(digest)
-            if record.get("signed_by") and sig_path.exists():
-                if record["signed_by"] in keyring.fingerprints:
-                    LOG.debug("cache hit: %s", ref.name)
-                    return blob
-                check = gpg.verify_detached(blob, sig_path.read_bytes(), keyring, what=ref.name)
-                _write_record(cache, digest, ref, check)
+            signed_by = record.get("signed_by")
+            if signed_by and sig_path.exists() and signed_by in keyring.fingerprints:
+                LOG.debug("cache hit: %s", ref.name)
                 return blob
-            if insecure:
+            # Cached unsigned, or signed by a key this keyring does not trust (a mirror that re-signed
+            # the same bytes): the source's signature of today decides, never the cached one alone.
+            if insecure and not signed_by:
                 LOG.debug("cache hit (unsigned, insecure): %s", ref.name)
                 return blob
             signature = _fetch_signature(ref, options)

@@ -148,3 +148,28 @@ def test_stream_verifier_answers_like_verify_detached(tmp_path: Path, base_mirro
         v.update(data[:-1] + bytes([data[-1] ^ 1]))
         with pytest.raises(gpg.VerificationError, match="BAD signature"):
             v.finish()
+
+
+def test_cached_blob_signed_by_a_key_no_longer_trusted_takes_the_sources_new_signature(
+    mirror: MirrorFixture, tmp_path: Path
+) -> None:
+    """A mirror re-signs the same bytes with a new key (the fixture mirror does when it is rebuilt):
+    the cache entry verified with the old key is checked against the source's current signature."""
+    cache = tmp_path / "cache"
+    first = fetch(mirror.root.as_uri(), cache, mirror)
+    blob = first.files["disk"]
+    (tmp_path / "key2").mkdir()
+    with gpg.throwaway_key(tmp_path / "key2") as key2:
+        for sig in mirror.root.rglob("*.sig"):
+            key2.sign(sig.with_suffix(""), dest=sig)
+        public2 = tmp_path / "key2.asc"
+        public2.write_bytes(key2.public_key())
+        resigned = MirrorFixture(mirror.root, key2, public2, mirror.contents)
+        again = fetch(mirror.root.as_uri(), cache, resigned)
+    assert again.files["disk"] == blob
+    assert sha256_of(blob) == first.artifacts["disk"].sha256
+    source = mirror.path_of("x86_64", "metal", FMT)
+    cached_sig = blob.with_name(blob.name + ".sig").read_bytes()
+    assert cached_sig == source.with_name(source.name + ".sig").read_bytes(), (
+        "the signature that verified it"
+    )
