@@ -81,6 +81,8 @@ def _up_to_date(meta_path: Path, build_id: str) -> dict[str, Any] | None:
         return None
     for art in meta.get("artifacts", []):
         path = meta_path.parent / art["name"]
+        if not path.is_file():  # a PXE bundle's files are in its subdirectory
+            path = next(meta_path.parent.rglob(art["name"]), path)
         if not path.is_file() or path.stat().st_size != art["size"] or sha256_file(path) != art["sha256"]:
             return None
     return meta

@@ -95,11 +95,6 @@ def test_same_bytes_are_not_boot_tested_again(tmp_path: Path, source: pipeline.S
     assert "boot-test" not in second.work and second.boot == "passed before (same build ID)"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pipeline._up_to_date looks for a PXE bundle's files in the build directory, but they are in "
-    "its bundle subdirectory, so a PXE build is never up to date (pipeline.py belongs to another area)",
-)
 def test_pxe_rerun_does_no_build_work(tmp_path: Path, source: pipeline.Source) -> None:
     for _ in range(2):
         item = run_job(_job(tmp_path, source, hosts=("dns1",), targets=("pxe",))).summary.items[0]
