@@ -68,11 +68,17 @@ def run_job(job: NightlyJob, on_result: Callable[[ItemResult], None] | None = No
     options = NightlyOptions(root=job.root, source=job.source, cache_dir=job.cache_dir,
                              out_root=job.out_root, report_dir=job.report_dir, jobs=job.jobs,
                              force=job.force)  # fmt: skip
-    results = run_nightly(items, options, project=project, tester=tester, publisher=pub, on_result=on_result)
-    pruned: tuple[str, ...] = ()
-    if pub is not None and shard is None:
-        pub.write_indexes()
-        pruned = tuple(pub.prune(job.keep))
+    try:
+        results = run_nightly(
+            items, options, project=project, tester=tester, publisher=pub, on_result=on_result
+        )
+        pruned: tuple[str, ...] = ()
+        if pub is not None and shard is None:
+            pub.write_indexes()
+            pruned = tuple(pub.prune(job.keep))
+    finally:
+        if pub is not None and job.publisher is None:
+            pub.close()  # type: ignore[attr-defined]
     summary = report.make_summary(results, str(shard) if shard else "all")
     files = report.write_reports(summary, job.report_dir, step_summary=job.step_summary)
     return JobResult(summary, files, pruned)

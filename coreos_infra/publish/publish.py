@@ -189,12 +189,17 @@ def write_page(store: Store) -> str | None:
     return layout.index_html()
 
 
-def publish_site(
+def upload_builds(
     store: Store, site: str, builds: list[LocalBuild], signer: Signer | None, report: PublishReport
 ) -> None:
-    """Publish ``builds`` (all of ``site``) to ``store`` in the safe order."""
+    """The build-only step: each build's artifacts (+ signatures), meta.json, SHA256SUMS (+ signature).
+
+    Only objects under the builds' own prefixes, plus the site's public key; never an index, stream,
+    page or ``latest`` pointer (:func:`write_site_indexes` does those), so shards of a nightly can
+    upload in parallel without touching each other's entries.
+    """
     up = _Uploader(store, report)
-    report.aborted = _abort_leftovers(store, builds)
+    report.aborted += _abort_leftovers(store, builds)
     if report.aborted:
         LOG.info("aborted %d incomplete upload(s) left by an interrupted run", report.aborted)
 
@@ -221,7 +226,7 @@ def publish_site(
             raise
         for key, fut in sigs:
             up.put_bytes(key, fut.result(), IMMUTABLE)
-    # 2. meta.json, 3. SHA256SUMS + signature
+    # 2. meta.json, 3. SHA256SUMS + signature (a build counts as complete once its SHA256SUMS is there)
     for b in builds:
         up.put_bytes(b.meta_key, b.meta_bytes, IMMUTABLE)
     for b in builds:
@@ -229,19 +234,55 @@ def publish_site(
         up.put_bytes(b.sums_key, sums, IMMUTABLE)
         if signer is not None:
             up.put_bytes(layout.signature(b.sums_key), signer.sign_bytes(sums, "SHA256SUMS"), IMMUTABLE)
-    # 4. the site key, then indexes: site index, streams, page
     if signer is not None:
         up.put_bytes(layout.public_key(site), signer.public_key(), SHORT)
         report.key_url = store.public_url(layout.public_key(site))
+
+
+def write_site_indexes(
+    store: Store, site: str, report: PublishReport, *, builds: list[LocalBuild] | None = None
+) -> None:
+    """The index step: site index, streams, download page and ``latest`` pointers of ``site``.
+
+    Rebuilt from what is complete in the store (:func:`coreos_infra.publish.stored.complete_builds`):
+    entries of the old index whose build is still complete stay as they were, complete builds the index
+    does not list yet are added (oldest first, so the newest becomes its target's latest), then
+    ``builds`` (just uploaded from this machine) are added and made latest. Unchanged documents are
+    not rewritten.
+    """
+    from coreos_infra.publish.stored import complete_builds
+
+    up = _Uploader(store, report)
+    complete = complete_builds(store, site)
     old = idx.read_site_index(store, site)
-    index = old
-    for b in builds:
-        index = idx.with_build(index, site, b.host, b.target, idx.build_entry(b, signed=signer is not None))
-    assert index is not None
+    hosts: dict[str, Any] = {}
+    listed: set[str] = set()
+    for host, h in (old or {}).get("hosts", {}).items():
+        for target, t in h.get("targets", {}).items():
+            kept = [
+                e for e in t.get("builds", []) if isinstance(e.get("meta"), str) and e["meta"] in complete
+            ]
+            listed.update(e["meta"] for e in kept)
+            if kept:
+                hosts.setdefault(host, {"targets": {}})["targets"][target] = {**t, "builds": kept}
+    index: dict[str, Any] | None = idx.render_site_index(site, hosts) if hosts else None
+    local = {b.meta_key: b for b in builds or []}
+    found = sorted(
+        (c for k, c in complete.items() if k not in listed and k not in local), key=lambda c: c.date
+    )
+    for b in [*found, *(builds or [])]:
+        if b.meta_key not in complete:
+            raise CoreosInfraError(f"{store.url}: build {b.prefix} is not complete in the store")
+        index = idx.with_build(
+            index, site, b.host, b.target, idx.build_entry(b, signed=complete[b.meta_key].signed)
+        )
+    if index is None:
+        LOG.info("no complete build of site %s in %s: no index written", site, store.url)
+        return
     if old is not None and old["hosts"] == index["hosts"]:
         index = old  # unchanged: keep its "generated" time so the documents stay byte-identical
     up.put_bytes(layout.site_index(site), (json.dumps(index, indent=2) + "\n").encode(), SHORT)
-    for host in sorted({b.host for b in builds}):
+    for host in sorted(index["hosts"]):
         doc = idx.stream_document(index, host, store)
         up.put_bytes(layout.stream(site, host), (json.dumps(doc, indent=2) + "\n").encode(), SHORT)
         report.streams.append(store.public_url(layout.stream(site, host)))
@@ -249,10 +290,20 @@ def publish_site(
     if html is not None:
         up.put_bytes(layout.index_html(), html, SHORT)
         report.page = store.public_url(layout.index_html())
-    # 5. latest pointers
-    for b in builds:
-        pointer = {"build_id": b.build_id, "meta": b.meta_key}
-        up.put_bytes(layout.latest(b.site, b.host, b.target), (json.dumps(pointer) + "\n").encode(), LATEST)
+    # latest pointers last: they name only builds the index (already written) lists
+    for host, h in sorted(index["hosts"].items()):
+        for target, t in sorted(h["targets"].items()):
+            entry = next(e for e in t["builds"] if e["build_id"] == t["latest"])
+            pointer = {"build_id": entry["build_id"], "meta": entry["meta"]}
+            up.put_bytes(layout.latest(site, host, target), (json.dumps(pointer) + "\n").encode(), LATEST)
+
+
+def publish_site(
+    store: Store, site: str, builds: list[LocalBuild], signer: Signer | None, report: PublishReport
+) -> None:
+    """Publish ``builds`` (all of ``site``) to ``store`` in the safe order: upload, then index."""
+    upload_builds(store, site, builds, signer, report)
+    write_site_indexes(store, site, report, builds=builds)
 
 
 def publish(opts: PublishOptions) -> list[PublishReport]:
