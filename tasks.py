@@ -396,15 +396,39 @@ def boot_test(
 )
 @exits_on_errors
 def demo(c: Context, targets: str = "usb,pxe,metal,rpi4", host: str = "dns1") -> None:
-    """The main job end to end on the offline mirror: fixtures → build → boot-test for the lab site."""
+    """The whole path on the offline mirror: fixtures → nightly (build, boot-test, publish) → download.
+
+    Publishes into the local store artifacts/store/ (signed with a throwaway demo key, generated on first
+    use), downloads one image back and verifies it, then prints where every image can be downloaded.
+    """
+    from coreos_infra.demo import DemoOptions, run_demo
     from coreos_infra.log import setup_logging
+    from coreos_infra.nightly.matrix import split_names
+    from coreos_infra.paths import project_root
 
     setup_logging()
     fixtures(c)
-    for target in [t.strip() for t in targets.split(",") if t.strip()]:
-        print(f"\n=== {target} ===")
-        boot_test(c, target=target, site="lab", host=[host], offline=True,
-                  firmware="bios" if target == "usb" else "uefi")  # fmt: skip
+
+    def done(r) -> None:  # type: ignore[no-untyped-def]
+        why = f" at {r.failed_step}: {r.error.splitlines()[0]}" if r.failed_step and r.error else ""
+        print(f"  {r.status:<7} {r.key:<32} {r.seconds:7.1f} s{why}", flush=True)
+
+    d = run_demo(DemoOptions(root=project_root(), targets=split_names(targets), host=host), on_result=done)
+    n = d.job.summary.counts()
+    counts = f"{n['passed']} passed, {n['failed']} failed, {n['skipped']} skipped"
+    print(f"\nnightly: {counts}: {d.job.files.markdown}")
+    key = "GENERATED a throwaway demo signing key" if d.new_key else "signed with the throwaway demo key"
+    print(f"store: {d.store} ({key} in {d.key_dir}; never use it for real images)")
+    if d.downloaded is not None:
+        print(f"downloaded {d.download_target} build {d.downloaded.build.build_id[:16]} back into "
+              f"{d.downloaded.dest}: signed SHA256SUMS and every SHA-256 verified")  # fmt: skip
+    print(f"download page: {d.page}")
+    for target, meta in sorted(d.latest.items()):
+        print(f"  {target:<6} {meta}")
+    first = d.download_target or next(iter(sorted(d.latest)), "usb")
+    print(f"fetch one: invoke download --site lab --host {host} --target {first}")
+    if d.job.summary.failed:
+        raise Exit(code=1)
 
 
 @task(help={"k": "only run benchmarks matching this pytest -k expression"})

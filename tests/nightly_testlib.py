@@ -1,52 +1,46 @@
-"""A directory publisher for the nightly tests, until coreos_infra.publish ([publish]) is wired in.
+"""Helpers for the nightly tests that publish: the real publisher on a real local store.
 
-It implements :class:`coreos_infra.nightly.publisher.Publisher` with real file copies in the store
-layout of the publish spec (``sites/<site>/<host>/<target>/<build_id>/<file>``, meta.json last, so a
-build counts as published only when complete) and records every upload, so tests can assert what was
-(not) uploaded.
+:func:`store_publisher` is :class:`coreos_infra.nightly.publisher.StorePublisher` (the one ``invoke
+nightly --publish`` uses) on a directory store; the other helpers read that store back, so the tests
+assert what the store holds, not what a stand-in recorded.
 """
 
 from __future__ import annotations
 
-import json
-import shutil
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
+from coreos_infra.nightly.publisher import StorePublisher
+from coreos_infra.publish.store import open_store
+from coreos_infra.publish.stored import complete_builds, stored_sites
 
-@dataclass
-class DirectoryPublisher:
-    root: Path
-    uploads: list[str] = field(default_factory=list)
-    indexes_written: int = 0
 
-    def _build_dirs(self) -> list[Path]:
-        return sorted(p.parent for p in self.root.glob("sites/*/*/*/*/meta.json"))
+def store_publisher(root: Path, store_dir: Path) -> StorePublisher:
+    """The real publisher on the local store in ``store_dir``, signing with ``root``'s demo key."""
+    return StorePublisher(root=root, store_url=str(store_dir))
 
-    def already_published(self, build_id: str) -> bool:
-        return any(d.name == build_id for d in self._build_dirs())
 
-    def publish(self, build_dir: Path) -> str:
-        meta = json.loads((build_dir / "meta.json").read_text())
-        dest = self.root / "sites" / meta["site"] / meta["host"] / meta["target"] / meta["build_id"]
-        dest.mkdir(parents=True, exist_ok=True)
-        for art in meta["artifacts"]:
-            src = next(p for p in [build_dir / art["name"], *build_dir.rglob(art["name"])] if p.is_file())
-            shutil.copyfile(src, dest / art["name"])
-            self.uploads.append(f"{dest.relative_to(self.root)}/{art['name']}")
-        shutil.copyfile(build_dir / "meta.json", dest / "meta.json")
-        self.uploads.append(f"{dest.relative_to(self.root)}/meta.json")
-        return (dest / meta["artifacts"][0]["name"]).as_uri()
+def published_items(store_dir: Path) -> set[str]:
+    """``site/host/target`` of every complete build in the store."""
+    store = open_store(str(store_dir))
+    return {
+        f"{b.site}/{b.host}/{b.target}"
+        for s in stored_sites(store)
+        for b in complete_builds(store, s).values()
+    }
 
-    def write_indexes(self) -> None:
-        self.indexes_written += 1
-        index = [str(d.relative_to(self.root)) for d in self._build_dirs()]
-        (self.root / "index.json").write_text(json.dumps(index, indent=2) + "\n")
 
-    def prune(self, keep: int) -> Sequence[str]:
-        return []
+def store_files(store_dir: Path) -> dict[str, int]:
+    """Every file in the store (objects and sidecar metadata) → its inode and mtime, to see rewrites."""
+    out = {}
+    for p in sorted(store_dir.rglob("*")):
+        if p.is_file():
+            st = p.stat()
+            out[str(p.relative_to(store_dir))] = hash((st.st_ino, st.st_mtime_ns))
+    return out
 
-    def published_items(self) -> set[str]:
-        """``site/host/target`` of every complete build in the store."""
-        return {"/".join(d.relative_to(self.root / "sites").parts[:3]) for d in self._build_dirs()}
+
+def index_keys(store_dir: Path) -> list[str]:
+    """The index documents in the store (site indexes, streams, page, latest pointers)."""
+    names = [*store_dir.glob("sites/*/index.json"), *store_dir.glob("streams/*.json"),
+             *store_dir.glob("index.html"), *store_dir.glob("sites/*/*/*/latest.json")]  # fmt: skip
+    return sorted(str(p.relative_to(store_dir)) for p in names)

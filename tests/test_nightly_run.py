@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from nightly_testlib import DirectoryPublisher
+from nightly_testlib import index_keys, published_items, store_files, store_publisher
 
 from coreos_infra import pipeline
 from coreos_infra.fixtures import FixtureMirror
@@ -46,7 +46,8 @@ def _metas(tmp: Path) -> dict[str, int]:
 def test_two_shards_cover_the_matrix_once_rerun_does_no_work(
     tmp_path: Path, source: pipeline.Source
 ) -> None:
-    store = DirectoryPublisher(tmp_path / "store")
+    store_dir = tmp_path / "store"
+    store = store_publisher(ROOT, store_dir)
     matrix = {i.key for i in select_items(load_project(ROOT), hosts=HOSTS, targets=TARGETS)}
     assert len(matrix) == 4
     shards = []
@@ -59,8 +60,8 @@ def test_two_shards_cover_the_matrix_once_rerun_does_no_work(
     items = [i for r in shards for i in r.summary.items]
     assert {i.status for i in items} == {"passed"}, [(i.key, i.error) for i in items]
     assert all(i.build_id and i.url and i.work == ["build", "boot-test", "publish"] for i in items)
-    assert store.published_items() == matrix
-    assert store.indexes_written == 0  # shards never write indexes: the final job does, once
+    assert published_items(store_dir) == matrix
+    assert index_keys(store_dir) == []  # shards never write indexes: the final job does, once
 
     # The final job: merged report = union of the shards' reports; indexes written once.
     merged = merge_job([r.files.json for r in shards], tmp_path / "merged", root=ROOT, publisher=store)
@@ -68,14 +69,21 @@ def test_two_shards_cover_the_matrix_once_rerun_does_no_work(
     assert sorted(json.dumps(i, sort_keys=True) for i in union) == sorted(
         json.dumps(i.to_json(), sort_keys=True) for i in merged.summary.items
     )
-    assert store.indexes_written == 1
+    site_index = json.loads((store_dir / "sites" / "lab" / "index.json").read_text())
+    assert {f"lab/{h}/{t}" for h, v in site_index["hosts"].items() for t in v["targets"]} == matrix
+    streams = ["streams/lab-dns1.json", "streams/lab-dns2.json"]
+    latest = sorted(f"sites/{k}/latest.json" for k in matrix)
+    assert index_keys(store_dir) == ["index.html", *latest, "sites/lab/index.json", *streams]
+    store.close()
     assert json.loads((tmp_path / "merged" / "summary.json").read_text())["shards"] == ["1/2", "2/2"]
 
     # Nothing changed: no build work, no boot test, no uploads (the store already has every build ID).
-    metas = _metas(tmp_path)
-    again = DirectoryPublisher(tmp_path / "store")
+    metas, objects = _metas(tmp_path), store_files(store_dir)
+    again = store_publisher(ROOT, store_dir)
     rerun = run_job(_job(tmp_path, source, publisher=again))
-    assert {i.status for i in rerun.summary.items} == {"skipped"} and again.uploads == []
+    again.close()
+    assert {i.status for i in rerun.summary.items} == {"skipped"}
+    assert store_files(store_dir) == objects  # no object (nor index) rewritten
     assert all(i.work == [] and "build" not in i.durations for i in rerun.summary.items)
     assert _metas(tmp_path) == metas
 
@@ -108,14 +116,15 @@ def test_a_failing_item_does_not_stop_the_others(tmp_path: Path, source: pipelin
                                                "base": {"platform": "metal", "format": "iso"},
                                                "release": "39.20230101.3.0", "options": {"mode": "live"},
                                                "overlays": ["base"]}})  # fmt: skip
-    store = DirectoryPublisher(tmp_path / "store")
+    store = store_publisher(root, tmp_path / "store")
     result = run_job(_job(tmp_path, source, root=root, hosts=("dns1",), targets=("badiso", "live"),
                           publisher=store))  # fmt: skip
+    store.close()
     by_target = {i.target: i for i in result.summary.items}
     assert by_target["badiso"].status == "failed" and by_target["badiso"].failed_step == "fetch"
     assert "39.20230101.3.0" in by_target["badiso"].error
     assert by_target["live"].status == "passed"
-    assert store.published_items() == {"lab/dns1/live"}
+    assert published_items(tmp_path / "store") == {"lab/dns1/live"}
     junit = result.files.junit.read_text()
     assert 'type="fetch"' in junit and "39.20230101.3.0" in junit
 
@@ -143,16 +152,18 @@ def test_failing_boot_test_keeps_the_image_out_of_the_store(tmp_path: Path, sour
                         "live_karg_append": ["rdinit=/nonexistent", "panic=-1"]},
             "overlays": ["base", "network", "monitoring"]}  # fmt: skip
     root = _project_copy(tmp_path, {"badboot": live})
-    store = DirectoryPublisher(tmp_path / "store")
+    store = store_publisher(root, tmp_path / "store")
     job = _job(tmp_path, source, root=root, hosts=("dns1",), targets=("badboot", "live"), publisher=store,
                tester="qemu", boot_timeout=300.0)  # fmt: skip
     result = run_job(job)
+    store.close()
     by_target = {i.target: i for i in result.summary.items}
     bad, good = by_target["badboot"], by_target["live"]
     assert bad.status == "failed" and bad.failed_step == "boot-test", bad
     assert bad.serial_log and Path(bad.serial_log).is_file()
     assert good.status == "passed" and good.boot.startswith("PASS"), good
-    assert store.published_items() == {"lab/dns1/live"}  # only what passed
+    assert published_items(tmp_path / "store") == {"lab/dns1/live"}  # only what passed
+    assert not any((tmp_path / "store").glob("sites/lab/dns1/badboot/*"))  # not even a partial upload
 
 
 def test_invoke_nightly_and_nightly_report(tmp_path: Path, fixture_mirror: FixtureMirror) -> None:
@@ -168,21 +179,26 @@ def test_invoke_nightly_and_nightly_report(tmp_path: Path, fixture_mirror: Fixtu
                               capture_output=True, text=True, timeout=600)  # fmt: skip
 
     items = select_items(load_project(root), hosts=["dns1"], targets=["live", "usb"])
+    store = tmp_path / "store"
     summaries = []
     for n in (1, 2):
         out = tmp_path / f"shard{n}"
         r = invoke("nightly", "--offline", "--hosts", "dns1", "--targets", "live,usb", "--tester", "static",
-                   "--shard", f"{n}/2", "--report-dir", str(out))  # fmt: skip
+                   "--shard", f"{n}/2", "--report-dir", str(out),
+                   "--publish", "--store", str(store))  # fmt: skip
         assert r.returncode == 0, r.stdout + r.stderr
         got = [i["target"] for i in json.loads((out / "summary.json").read_text())["items"]]
         assert got == [i.target for i in shard_items(items, Shard(n, 2))]
         summaries.append(out / "summary.json")
+    assert published_items(store) == {"lab/dns1/live", "lab/dns1/usb"} and index_keys(store) == []
     merged = tmp_path / "merged"
-    r = invoke("nightly-report", str(tmp_path / "shard*" / "summary.json"), "--out", str(merged))
+    r = invoke("nightly-report", str(tmp_path / "shard*" / "summary.json"), "--out", str(merged),
+               "--store", str(store))  # fmt: skip
     assert r.returncode == 0, r.stdout + r.stderr
     assert "2 items (shards 1/2, 2/2): 2 passed, 0 failed" in r.stdout
     assert (merged / "junit.xml").is_file() and step.read_text().count("## Nightly images") == 3
-
-    # --publish names what is missing instead of half-running.
-    r = invoke("nightly", "--offline", "--hosts", "dns1", "--targets", "live", "--publish")
-    assert r.returncode == 1 and "--publish is not available yet" in r.stderr
+    assert "streams/lab-dns1.json" in index_keys(store)
+    latest = json.loads((store / "sites/lab/dns1/usb/latest.json").read_text())
+    assert (store / latest["meta"]).is_file() and (store / latest["meta"]).with_name(
+        "SHA256SUMS.sig"
+    ).is_file()
