@@ -14,9 +14,13 @@ from coreos_infra.publish.store import open_store
 from coreos_infra.publish.stored import complete_builds, stored_sites
 
 
-def store_publisher(root: Path, store_dir: Path) -> StorePublisher:
-    """The real publisher on the local store in ``store_dir``, signing with ``root``'s demo key."""
-    return StorePublisher(root=root, store_url=str(store_dir))
+def store_publisher(root: Path, store_dir: Path, *, unsigned: bool = False) -> StorePublisher:
+    """The real publisher on the local store in ``store_dir``, signing with ``root``'s demo key.
+
+    ``unsigned`` for project roots under pytest's long temporary paths: gpg-agent's socket path there
+    would be longer than a Unix socket allows.
+    """
+    return StorePublisher(root=root, store_url=str(store_dir), unsigned=unsigned)
 
 
 def published_items(store_dir: Path) -> set[str]:
