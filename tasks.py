@@ -423,8 +423,9 @@ def demo(c: Context, targets: str = "usb,pxe,metal,rpi4", host: str = "dns1") ->
         print(f"downloaded {d.download_target} build {d.downloaded.build.build_id[:16]} back into "
               f"{d.downloaded.dest}: signed SHA256SUMS and every SHA-256 verified")  # fmt: skip
     print(f"download page: {d.page}")
-    for target, meta in sorted(d.latest.items()):
-        print(f"  {target:<6} {meta}")
+    for target, paths in sorted(d.latest.items()):
+        for path in paths:
+            print(f"  {target:<6} {path}")
     first = d.download_target or next(iter(sorted(d.latest)), "usb")
     print(f"fetch one: invoke download --site lab --host {host} --target {first}")
     if d.job.summary.failed:
