@@ -79,7 +79,7 @@ class WriteError(CoreosInfraError):
 
 
 class CustomizeError(CoreosInfraError):
-    """A customization coreos-installer would refuse (``coreos_infra.customize``)."""
+    """A customization coreos-installer would refuse (``coreos_infra.live.customize``)."""
 
 
 class BlsError(CoreosInfraError):

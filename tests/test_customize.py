@@ -21,7 +21,7 @@ import yaml
 from shared_fixtures import corpus, require
 
 from coreos_infra import cpio
-from coreos_infra.customize import (
+from coreos_infra.live.customize import (
     Console,
     CustomizeError,
     CustomizeOptions,
@@ -36,9 +36,9 @@ from coreos_infra.customize import (
     parse_install_config,
     serialize_install_config,
 )
-from coreos_infra.iso.customize import customize_iso
-from coreos_infra.iso.ignition_config import IgnitionConfigError, parse_config
-from coreos_infra.iso.image import LiveIso
+from coreos_infra.live.iso.customize import customize_iso
+from coreos_infra.live.iso.ignition_config import IgnitionConfigError, parse_config
+from coreos_infra.live.iso.image import LiveIso
 
 ROOT = Path(__file__).resolve().parent.parent
 CUSTOMIZE = corpus("coreos-installer/customize")

@@ -1,4 +1,4 @@
-"""The Ignition field table of ``coreos_infra.iso.ignition_types`` matches Ignition's JSON schemas.
+"""The Ignition field table of ``coreos_infra.live.iso.ignition_types`` matches Ignition's JSON schemas.
 
 coreos-installer re-serializes user configs through structs generated from these schemas: a property
 that is required is always written, a scalar whose type includes ``null`` is written as ``null`` when
@@ -19,7 +19,7 @@ from shared_fixtures import corpus, needs
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMAS = corpus("ignition-schemas")
-TABLE = ROOT / "coreos_infra" / "iso" / "ignition_types.py"
+TABLE = ROOT / "coreos_infra" / "live" / "iso" / "ignition_types.py"
 VERSIONS = ("3.0.0", "3.1.0", "3.2.0", "3.3.0", "3.4.0", "3.5.0", "3.6.0")
 
 
@@ -102,13 +102,13 @@ def generate() -> str:
 
 @needs("ignition-schemas")
 def test_table_matches_schemas() -> None:
-    from coreos_infra.iso.ignition_types import FIELDS
+    from coreos_infra.live.iso.ignition_types import FIELDS
 
     assert FIELDS == derive_all(), "run: python tests/test_customize_schema.py --write"
 
 
 def test_table_has_upstream_nullability() -> None:
-    from coreos_infra.iso.ignition_types import FIELDS
+    from coreos_infra.live.iso.ignition_types import FIELDS
 
     file_ = dict((k, (kind, t)) for k, kind, t in FIELDS["3.3.0"]["file"])
     assert file_["path"] == ("R", "string")

@@ -19,7 +19,7 @@ from test_pxe import fcos_like_initramfs
 from coreos_infra.errors import CoreosInfraError, WriteError
 from coreos_infra.exits import exit_on_errors, exit_status
 from coreos_infra.fixtures import FixtureMirror
-from coreos_infra.pxe.bundle import BundleFile, write_bundle
+from coreos_infra.live.pxe.bundle import BundleFile, write_bundle
 
 ROOT = Path(__file__).resolve().parent.parent
 BUTANE = b"variant: fcos\nversion: 1.5.0\n"

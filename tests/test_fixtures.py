@@ -265,7 +265,7 @@ def test_live_iso_layout(fixture_mirror: FixtureMirror) -> None:
 
 
 def test_live_iso_is_understood_by_the_iso_module(fixture_mirror: FixtureMirror) -> None:
-    from coreos_infra.iso.image import LiveIso
+    from coreos_infra.live.iso.image import LiveIso
 
     with LiveIso(fixture_mirror.iso) as iso:
         assert iso.ignition() is None

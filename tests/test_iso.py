@@ -27,10 +27,10 @@ from shared_fixtures import corpus, require
 
 from coreos_infra.cli import iso as iso_cli
 from coreos_infra.errors import CoreosInfraError
-from coreos_infra.iso import embed
-from coreos_infra.iso.image import LiveIso
-from coreos_infra.iso.iso9660 import IsoError, IsoFs
-from coreos_infra.iso.kargs import KargsError, edit_kargs
+from coreos_infra.live.iso import embed
+from coreos_infra.live.iso.image import LiveIso
+from coreos_infra.live.iso.iso9660 import IsoError, IsoFs
+from coreos_infra.live.iso.kargs import KargsError, edit_kargs
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = corpus("coreos-installer/iso")
@@ -603,7 +603,7 @@ def test_corrupt_embed_area_is_reported(iso_copy) -> None:  # type: ignore[no-un
 def test_stream_encoder_matches_per_block_encoder() -> None:
     """The liblzma stream encoder with full flushes gives the bytes of cpio.initrd_to_bytes."""
     from coreos_infra import cpio
-    from coreos_infra.iso import xzencoder
+    from coreos_infra.live.iso import xzencoder
 
     rng = __import__("random").Random(5)
     cases = [

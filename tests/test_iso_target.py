@@ -16,7 +16,7 @@ from shared_fixtures import corpus, require
 
 from coreos_infra.build import BuildRequest, write_meta
 from coreos_infra.errors import CoreosInfraError, InputError
-from coreos_infra.iso.image import LiveIso
+from coreos_infra.live.iso.image import LiveIso
 from coreos_infra.targets import iso as iso_target
 from coreos_infra.targets import load_builder
 

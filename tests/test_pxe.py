@@ -16,10 +16,10 @@ from shared_fixtures import corpus, require
 
 from coreos_infra import xz
 from coreos_infra.cpio import Entry, gzip_newc, initrd_cpio, initrd_to_bytes, read_initrd, write_newc
-from coreos_infra.customize import CustomizeError, CustomizeOptions, InputFile
 from coreos_infra.errors import CoreosInfraError, InputError
-from coreos_infra.pxe import wrap
-from coreos_infra.pxe.customize import KARGS_NOTICE, customize_initramfs, plan_customization
+from coreos_infra.live.customize import CustomizeError, CustomizeOptions, InputFile
+from coreos_infra.live.pxe import wrap
+from coreos_infra.live.pxe.customize import KARGS_NOTICE, customize_initramfs, plan_customization
 
 FIXTURES = corpus("coreos-installer")
 INITRD_FIXTURES = FIXTURES / "initrd"

@@ -17,9 +17,9 @@ from test_pxe import fcos_like_initramfs
 from coreos_infra.build import BuildRequest, write_meta
 from coreos_infra.cpio import read_initrd
 from coreos_infra.errors import CoreosInfraError, InputError
-from coreos_infra.pxe import bootconfig, dhcp
-from coreos_infra.pxe.plan import PxeOptions, plan_bundle
-from coreos_infra.pxe.wrap import unwrap_ignition
+from coreos_infra.live.pxe import bootconfig, dhcp
+from coreos_infra.live.pxe.plan import PxeOptions, plan_bundle
+from coreos_infra.live.pxe.wrap import unwrap_ignition
 from coreos_infra.targets import load_builder
 
 IGNITION = (

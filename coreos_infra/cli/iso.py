@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 # Only what building the parser needs is imported here; each command imports its own modules, so that
 # start-up (and --help) costs no more than argparse (see the import-time test in tests/test_cli_imports.py).
 if TYPE_CHECKING:
-    from coreos_infra.customize import CustomizeOptions
-    from coreos_infra.iso.image import LiveIso
+    from coreos_infra.live.customize import CustomizeOptions
+    from coreos_infra.live.iso.image import LiveIso
 
 OUTPUT_HELP = "write ISO to a new output file (never overwritten) or '-' for stdout, instead of in place"
 
@@ -43,9 +43,9 @@ def _err(*lines: str) -> None:
 
 
 def _ignition_embed(args: argparse.Namespace) -> int:
-    from coreos_infra.customize import InputFile
     from coreos_infra.errors import CoreosInfraError
-    from coreos_infra.iso.image import IGNITION_MEMBER, LiveIso
+    from coreos_infra.live.customize import InputFile
+    from coreos_infra.live.iso.image import IGNITION_MEMBER, LiveIso
 
     if args.ignition_file:
         data = InputFile.read(args.ignition_file).data
@@ -65,7 +65,7 @@ def _ignition_embed(args: argparse.Namespace) -> int:
 
 def _ignition_show(args: argparse.Namespace) -> int:
     from coreos_infra.errors import CoreosInfraError
-    from coreos_infra.iso.image import LiveIso
+    from coreos_infra.live.iso.image import LiveIso
 
     with LiveIso(args.input) as iso:
         if args.header:
@@ -80,7 +80,7 @@ def _ignition_show(args: argparse.Namespace) -> int:
 
 
 def _ignition_remove(args: argparse.Namespace) -> int:
-    from coreos_infra.iso.image import IGNITION_MEMBER, LiveIso
+    from coreos_infra.live.iso.image import IGNITION_MEMBER, LiveIso
 
     with LiveIso(args.input) as iso:
         files = iso.initrd()
@@ -101,9 +101,9 @@ def _require_network(iso: LiveIso) -> None:
 
 
 def _network_embed(args: argparse.Namespace) -> int:
-    from coreos_infra.customize import InputFile
     from coreos_infra.errors import CoreosInfraError
-    from coreos_infra.iso.image import NETWORK_PREFIX, LiveIso
+    from coreos_infra.live.customize import InputFile
+    from coreos_infra.live.iso.image import NETWORK_PREFIX, LiveIso
 
     keyfiles: dict[str, bytes] = {}
     for path in args.keyfile:
@@ -125,7 +125,7 @@ def _network_embed(args: argparse.Namespace) -> int:
 
 def _network_extract(args: argparse.Namespace) -> int:
     from coreos_infra.errors import CoreosInfraError
-    from coreos_infra.iso.image import NETWORK_PREFIX, LiveIso
+    from coreos_infra.live.iso.image import NETWORK_PREFIX, LiveIso
 
     with LiveIso(args.input) as iso:
         files = iso.network_files()
@@ -156,7 +156,7 @@ def _network_extract(args: argparse.Namespace) -> int:
 
 
 def _network_remove(args: argparse.Namespace) -> int:
-    from coreos_infra.iso.image import NETWORK_PREFIX, LiveIso
+    from coreos_infra.live.iso.image import NETWORK_PREFIX, LiveIso
 
     with LiveIso(args.input) as iso:
         files = {k: v for k, v in iso.initrd().items() if not k.startswith(NETWORK_PREFIX)}
@@ -169,8 +169,8 @@ def _network_remove(args: argparse.Namespace) -> int:
 
 
 def _kargs_modify(args: argparse.Namespace) -> int:
-    from coreos_infra.iso.image import LiveIso
-    from coreos_infra.iso.kargs import edit_kargs
+    from coreos_infra.live.iso.image import LiveIso
+    from coreos_infra.live.iso.kargs import edit_kargs
 
     with LiveIso(args.input) as iso:
         new = edit_kargs(iso.kargs(), append=args.append, delete=args.delete, replace=args.replace)
@@ -180,7 +180,7 @@ def _kargs_modify(args: argparse.Namespace) -> int:
 
 
 def _kargs_reset(args: argparse.Namespace) -> int:
-    from coreos_infra.iso.image import LiveIso
+    from coreos_infra.live.iso.image import LiveIso
 
     with LiveIso(args.input) as iso:
         iso.set_kargs(iso.default_kargs())
@@ -189,7 +189,7 @@ def _kargs_reset(args: argparse.Namespace) -> int:
 
 
 def _kargs_show(args: argparse.Namespace) -> int:
-    from coreos_infra.iso.image import LiveIso
+    from coreos_infra.live.iso.image import LiveIso
 
     with LiveIso(args.input) as iso:
         if args.header:
@@ -203,7 +203,7 @@ def _kargs_show(args: argparse.Namespace) -> int:
 
 
 def _reset(args: argparse.Namespace) -> int:
-    from coreos_infra.iso.image import LiveIso
+    from coreos_infra.live.iso.image import LiveIso
 
     with LiveIso(args.input) as iso:
         iso.reset()
@@ -213,7 +213,7 @@ def _reset(args: argparse.Namespace) -> int:
 
 def customize_options(args: argparse.Namespace) -> CustomizeOptions:
     """The shared ``customize`` options (see :func:`add_customize_options`) as a CustomizeOptions."""
-    from coreos_infra.customize import CustomizeOptions
+    from coreos_infra.live.customize import CustomizeOptions
 
     return CustomizeOptions.from_paths(
         dest_ignition=args.dest_ignition,
@@ -232,8 +232,8 @@ def customize_options(args: argparse.Namespace) -> CustomizeOptions:
 
 
 def _customize(args: argparse.Namespace) -> int:
-    from coreos_infra.iso.customize import customize_iso
-    from coreos_infra.iso.image import LiveIso
+    from coreos_infra.live.iso.customize import customize_iso
+    from coreos_infra.live.iso.image import LiveIso
 
     opts = customize_options(args)
     with LiveIso(args.input) as iso:

@@ -52,7 +52,7 @@ def _write_output(data: bytes, output: str | None) -> None:
 
 
 def cmd_ignition_wrap(args: argparse.Namespace) -> int:
-    from coreos_infra.pxe import wrap
+    from coreos_infra.live.pxe import wrap
 
     if args.output is None:
         _refuse_tty()
@@ -62,7 +62,7 @@ def cmd_ignition_wrap(args: argparse.Namespace) -> int:
 
 
 def cmd_ignition_unwrap(args: argparse.Namespace) -> int:
-    from coreos_infra.pxe import wrap
+    from coreos_infra.live.pxe import wrap
 
     data, name = _read_input(args.initrd)
     out = _stdout()
@@ -72,7 +72,7 @@ def cmd_ignition_unwrap(args: argparse.Namespace) -> int:
 
 
 def cmd_network_wrap(args: argparse.Namespace) -> int:
-    from coreos_infra.pxe import wrap
+    from coreos_infra.live.pxe import wrap
 
     if args.output is None:
         _refuse_tty()
@@ -82,7 +82,7 @@ def cmd_network_wrap(args: argparse.Namespace) -> int:
 
 
 def cmd_network_unwrap(args: argparse.Namespace) -> int:
-    from coreos_infra.pxe import wrap
+    from coreos_infra.live.pxe import wrap
 
     data, name = _read_input(args.initrd)
     keyfiles = wrap.unwrap_network(data, source=name)
@@ -98,7 +98,7 @@ def cmd_network_unwrap(args: argparse.Namespace) -> int:
 
 
 def cmd_customize(args: argparse.Namespace) -> int:
-    from coreos_infra.pxe.customize import customize_initramfs
+    from coreos_infra.live.pxe.customize import customize_initramfs
 
     opts = customize_options(args)
     to_stdout = args.output == "-"

@@ -43,12 +43,12 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from coreos_infra.build import BuildRequest, BuildResult
-from coreos_infra.customize import Console, CustomizeError, CustomizeOptions, InputFile
 from coreos_infra.disk.bootfs import NetworkKeyfile
 from coreos_infra.errors import CoreosInfraError, InputError, Location
-from coreos_infra.iso.customize import customize_iso
-from coreos_infra.iso.embed import EmbedError
-from coreos_infra.iso.image import IGNITION_MEMBER, LiveIso
+from coreos_infra.live.customize import Console, CustomizeError, CustomizeOptions, InputFile
+from coreos_infra.live.iso.customize import customize_iso
+from coreos_infra.live.iso.embed import EmbedError
+from coreos_infra.live.iso.image import IGNITION_MEMBER, LiveIso
 from coreos_infra.log import step
 from coreos_infra.targets.base import Arch, Base, BootProfile, OptionSource, Output, Target
 

@@ -10,7 +10,7 @@ Output under ``req.out_dir``: the directory ``<name>-pxe/`` (serve it over TFTP 
     dnsmasq.conf  kea-dhcp4.json            DHCP snippets: boot file by client architecture
     README.txt  SHA256SUMS
 
-Options (``req.options``) are documented in :data:`coreos_infra.pxe.plan.OPTION_HELP`.
+Options (``req.options``) are documented in :data:`coreos_infra.live.pxe.plan.OPTION_HELP`.
 """
 
 from __future__ import annotations
@@ -22,13 +22,12 @@ from typing import ClassVar
 
 from coreos_infra import cpio, qemu
 from coreos_infra.build import BuildRequest, BuildResult
-from coreos_infra.customize import CustomizeOptions, InputFile
 from coreos_infra.errors import CoreosInfraError
-from coreos_infra.log import step
-from coreos_infra.pxe import bootconfig, dhcp
-from coreos_infra.pxe.bundle import SUMS_NAME, BundleFile, write_bundle
-from coreos_infra.pxe.customize import plan_customization
-from coreos_infra.pxe.plan import (
+from coreos_infra.live.customize import CustomizeOptions, InputFile
+from coreos_infra.live.pxe import bootconfig, dhcp
+from coreos_infra.live.pxe.bundle import SUMS_NAME, BundleFile, write_bundle
+from coreos_infra.live.pxe.customize import plan_customization
+from coreos_infra.live.pxe.plan import (
     DNSMASQ_SNIPPET,
     GRUB_CONFIG,
     IGNITION_CONFIG,
@@ -45,7 +44,8 @@ from coreos_infra.pxe.plan import (
     PxeOptions,
     plan_bundle,
 )
-from coreos_infra.pxe.wrap import wrap_ignition
+from coreos_infra.live.pxe.wrap import wrap_ignition
+from coreos_infra.log import step
 from coreos_infra.targets.base import Arch, Base, BootProfile, OptionSource, Output, Target
 
 LOG = logging.getLogger("coreos_infra.targets.pxe")
@@ -173,7 +173,7 @@ def _build(req: BuildRequest, opts: PxeOptions) -> BuildResult:
 
 @dataclass(frozen=True)
 class PxeTargetOptions:
-    """:class:`~coreos_infra.pxe.plan.PxeOptions`, parsed from a recipe."""
+    """:class:`~coreos_infra.live.pxe.plan.PxeOptions`, parsed from a recipe."""
 
     KEYS: ClassVar[tuple[str, ...]] = tuple(OPTION_HELP)
 

@@ -66,7 +66,7 @@ def _best(fn: Callable[[], None], runs: int = 5) -> float:
 
 CHILD = """
 import sys
-from coreos_infra.iso.image import LiveIso
+from coreos_infra.live.iso.image import LiveIso
 src, mode, out = sys.argv[1], sys.argv[2], sys.argv[3]
 with LiveIso(src) as iso:
     iso.set_initrd({"config.ign": sys.stdin.buffer.read()})
@@ -82,7 +82,7 @@ def _child_peak_kib(src: Path, mode: str, out: Path) -> int:
 
 def _embed(src: Path, out: Path | None) -> None:
     """What ``coreos-infra iso ignition embed [-o OUT] SRC`` does, in-process."""
-    from coreos_infra.iso.image import LiveIso
+    from coreos_infra.live.iso.image import LiveIso
 
     with LiveIso(src) as iso:
         iso.set_initrd({"config.ign": CONFIG}, background=True)

@@ -78,15 +78,15 @@ def _median(fn: Callable[[], None], runs: int = 3) -> float:
 CHILD = """
 import sys
 from pathlib import Path
-from coreos_infra.customize import CustomizeOptions
-from coreos_infra.pxe.customize import customize_initramfs
+from coreos_infra.live.customize import CustomizeOptions
+from coreos_infra.live.pxe.customize import customize_initramfs
 customize_initramfs(Path(sys.argv[1]), Path(sys.argv[2]), CustomizeOptions(dest_device="/dev/sda"))
 """
 
 
 def test_pxe_customize_speed_and_memory(tmp_path: Path) -> None:
-    from coreos_infra.customize import CustomizeOptions
-    from coreos_infra.pxe.customize import customize_initramfs
+    from coreos_infra.live.customize import CustomizeOptions
+    from coreos_infra.live.pxe.customize import customize_initramfs
 
     src, zst, raw_size = _initramfs(tmp_path)
     out = tmp_path / "out.img"

@@ -1,7 +1,7 @@
 """``pxe customize``: a live initramfs with a customization archive appended (coreos-installer compatible).
 
 The input initramfs is copied verbatim (its compressed archives are never re-encoded) and the §1.2 xz
-archive built by :mod:`coreos_infra.customize` (live ``config.ign``, installer configs, hooks, network
+archive built by :mod:`coreos_infra.live.customize` (live ``config.ign``, installer configs, hooks, network
 keyfiles) is appended right after it, with no padding — even when there is nothing to customize (a
 trailer-only archive), as coreos-installer does. Before that the input is read once, as a stream,
 across all its archives (an FCOS initramfs is an early-microcode cpio, the zstd dracut archive and the
@@ -19,10 +19,16 @@ from pathlib import Path
 from typing import BinaryIO
 
 from coreos_infra.cpio import initrd_to_bytes
-from coreos_infra.customize import CustomizeError, CustomizeOptions, CustomizeResult, Features, customize
 from coreos_infra.errors import CoreosInfraError, InputError, Location
 from coreos_infra.fsutil import CHUNK, atomic_output, copy_file_fast
-from coreos_infra.pxe.wrap import (
+from coreos_infra.live.customize import (
+    CustomizeError,
+    CustomizeOptions,
+    CustomizeResult,
+    Features,
+    customize,
+)
+from coreos_infra.live.pxe.wrap import (
     FEATURES_PATH,
     IGNITION_PATH,
     LIVE_STAMP_PATH,

@@ -28,8 +28,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from coreos_infra.errors import InputError, Location
-from coreos_infra.pxe.bootconfig import BootEntry, check_karg, check_tftp_dir, check_url, file_url
-from coreos_infra.pxe.dhcp import BIOS_LOADERS, UEFI_X64_LOADERS, DhcpPlan
+from coreos_infra.live.pxe.bootconfig import BootEntry, check_karg, check_tftp_dir, check_url, file_url
+from coreos_infra.live.pxe.dhcp import BIOS_LOADERS, UEFI_X64_LOADERS, DhcpPlan
 
 KERNEL = "vmlinuz"
 INITRAMFS = "initramfs.img"

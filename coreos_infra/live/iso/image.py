@@ -11,7 +11,7 @@ identical bytes:
 - ``output="-"``: streamed to stdout (sendfile where possible) with the areas substituted on the fly.
 
 Memory use is bounded by the embed areas (≤ 256 KiB each) and the xz encoder, never by the ISO size.
-The xz encoding of the Ignition area (:mod:`coreos_infra.iso.xzencoder`, tens of milliseconds) can be
+The xz encoding of the Ignition area (:mod:`coreos_infra.live.iso.xzencoder`, tens of milliseconds) can be
 deferred to :meth:`LiveIso.save` (``set_initrd(..., background=True)``), where with ``-o`` it runs while
 another thread copies the ISO in the kernel (copy_file_range releases the GIL).
 """
@@ -27,11 +27,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO
 
-from coreos_infra.customize import Features
 from coreos_infra.errors import CoreosInfraError
 from coreos_infra.fsutil import CHUNK, atomic_output, copy_file_fast
-from coreos_infra.iso import embed, kargs
-from coreos_infra.iso.iso9660 import IsoFs
+from coreos_infra.live.customize import Features
+from coreos_infra.live.iso import embed, kargs
+from coreos_infra.live.iso.iso9660 import IsoFs
 
 FEATURES_JSON = "COREOS/FEATURES.JSO"
 NETWORK_PREFIX = "etc/coreos-firstboot-network/"

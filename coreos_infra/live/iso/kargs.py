@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from coreos_infra.errors import CoreosInfraError
-from coreos_infra.iso.iso9660 import IsoError, IsoFs
+from coreos_infra.live.iso.iso9660 import IsoError, IsoFs
 
 KARGS_JSON = "COREOS/KARGS.JSO"
 LEGACY_CMDLINE = "_CMDLINE"

@@ -36,7 +36,7 @@ from typing import Any, Literal
 from coreos_infra.console import Console
 from coreos_infra.console import grub_console_commands as grub_console_commands  # re-exported
 from coreos_infra.errors import CustomizeError
-from coreos_infra.iso.ignition_config import (
+from coreos_infra.live.iso.ignition_config import (
     GENERATED_VERSION,
     IgnitionConfigError,
     ParsedConfig,

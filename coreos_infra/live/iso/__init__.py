@@ -5,7 +5,7 @@
 - :mod:`.kargs` — kernel-argument areas (kargs.json / legacy header) and the karg editor.
 - :mod:`.image` — :class:`LiveIso`: read, modify and save (in place, ``-o FILE``, ``-o -``).
 - :mod:`.ignition_config` — parse/re-serialize user Ignition configs like coreos-installer.
-- :mod:`.customize` — ``iso customize`` on top of :mod:`coreos_infra.customize`.
+- :mod:`.customize` — ``iso customize`` on top of :mod:`coreos_infra.live.customize`.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from collections.abc import Iterator, Mapping, Sequence
 
 from coreos_infra import cpio
 
-LOG = logging.getLogger("coreos_infra.iso.xzencoder")
+LOG = logging.getLogger("coreos_infra.live.iso.xzencoder")
 
 LZMA_OK, LZMA_STREAM_END = 0, 1
 LZMA_FULL_FLUSH, LZMA_FINISH = 2, 3

@@ -3,7 +3,7 @@
 coreos-installer reads user configs (``--dest-ignition``, ``--live-ignition``) into typed structs of their
 own spec version and writes them back out: keys sorted, unknown keys dropped (with a warning), absent
 nullable scalars written as ``null``, absent objects/arrays/non-nullable scalars omitted. The field table
-comes from Ignition's JSON schemas (:mod:`coreos_infra.iso.ignition_types`).
+comes from Ignition's JSON schemas (:mod:`coreos_infra.live.iso.ignition_types`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from coreos_infra.errors import CoreosInfraError
-from coreos_infra.iso.ignition_types import FIELDS
+from coreos_infra.live.iso.ignition_types import FIELDS
 
 GENERATED_VERSION = "3.3.0"
 SUPPORTED_VERSIONS = tuple(FIELDS)

@@ -1,13 +1,13 @@
-"""``iso customize``: apply :func:`coreos_infra.customize.customize` to a live ISO's embed areas."""
+"""``iso customize``: apply :func:`coreos_infra.live.customize.customize` to a live ISO's embed areas."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from coreos_infra.customize import CustomizeError, CustomizeOptions, CustomizeResult, customize
-from coreos_infra.iso.image import LiveIso
-from coreos_infra.iso.kargs import edit_kargs
+from coreos_infra.live.customize import CustomizeError, CustomizeOptions, CustomizeResult, customize
+from coreos_infra.live.iso.image import LiveIso
+from coreos_infra.live.iso.kargs import edit_kargs
 
 ALREADY_CUSTOMIZED = "This ISO image is already customized; use -f to force."
 
