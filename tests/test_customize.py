@@ -21,6 +21,7 @@ import yaml
 from shared_fixtures import corpus, require
 
 from coreos_infra import cpio
+from coreos_infra.ignition.installer import IgnitionConfigError, parse_config
 from coreos_infra.live.customize import (
     Console,
     CustomizeError,
@@ -37,7 +38,6 @@ from coreos_infra.live.customize import (
     serialize_install_config,
 )
 from coreos_infra.live.iso.customize import customize_iso
-from coreos_infra.live.iso.ignition_config import IgnitionConfigError, parse_config
 from coreos_infra.live.iso.image import LiveIso
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from coreos_infra.build import BuildRequest
-from coreos_infra.live.iso.ignition_config import parse_config
+from coreos_infra.ignition.installer import parse_config
 from coreos_infra.targets.iso import build
 
 pytestmark = [pytest.mark.boot, pytest.mark.slow]

@@ -16,6 +16,7 @@ from typing import Any
 from coreos_infra.errors import InputError, Location
 from coreos_infra.ignition.jsonfmt import dumps, go_syntax_error, normalize, offset_to_line_col
 from coreos_infra.ignition.merge import merge, merge_with_origins
+from coreos_infra.ignition.reader import Problem, Reader
 from coreos_infra.ignition.report import (
     ERROR,
     INFO,
@@ -29,7 +30,6 @@ from coreos_infra.ignition.rules import validate as _validate
 from coreos_infra.ignition.types import (
     BOOL,
     EXPERIMENTAL_VERSIONS,
-    FIELDS,
     INT,
     STR,
     SUPPORTED_VERSIONS,
@@ -98,32 +98,15 @@ def _json_kind(v: Any) -> str:
     return "null"
 
 
-def _type_errors(value: Any, type_name: str | ListOf, path: tuple[str | int, ...], out: list[str]) -> None:
-    if value is None:
-        return
-    where = format_path(path)
-    if isinstance(type_name, ListOf):
-        if not isinstance(value, list):
-            out.append(f"{where}: cannot unmarshal {_json_kind(value)} into an array")
-            return
-        for i, v in enumerate(value):
-            _type_errors(v, type_name.item, (*path, i), out)
-        return
-    if type_name in _GO_TYPES:
-        ok = {
-            STR: isinstance(value, str),
-            INT: isinstance(value, int) and not isinstance(value, bool),
-            BOOL: isinstance(value, bool),
-        }[type_name]
-        if not ok:
-            out.append(f"{where}: cannot unmarshal {_json_kind(value)} into a {_GO_TYPES[type_name]}")
-        return
-    if not isinstance(value, dict):
-        out.append(f"{where}: cannot unmarshal {_json_kind(value)} into an object")
-        return
-    for key, field in FIELDS[type_name].items():
-        if key in value:
-            _type_errors(value[key], field.type, (*path, key), out)
+def _unmarshal_error(p: Problem) -> str:
+    """A wrong JSON type, worded like Go's ``encoding/json``."""
+    if isinstance(p.expected, ListOf):
+        into = "an array"
+    elif p.expected in _GO_TYPES:
+        into = f"a {_GO_TYPES[p.expected]}"
+    else:
+        into = "an object"
+    return f"{format_path(p.path)}: cannot unmarshal {_json_kind(p.value)} into {into}"
 
 
 def parse(data: bytes | str, *, filename: str | None = None) -> dict[str, Any]:
@@ -154,10 +137,10 @@ def parse(data: bytes | str, *, filename: str | None = None) -> dict[str, Any]:
         raise IgnitionError(
             f"unsupported config version {version}", Location(file=filename, path="$.ignition.version")
         )
-    errors: list[str] = []
-    _type_errors(obj, "Config", (), errors)
-    if errors:
-        raise IgnitionError("; ".join(errors), Location(file=filename))
+    reader = Reader()  # every field of every version, like Go's decoder
+    reader.struct(obj, "Config", ())
+    if reader.problems:
+        raise IgnitionError("; ".join(_unmarshal_error(p) for p in reader.problems), Location(file=filename))
     return obj
 
 
@@ -168,26 +151,9 @@ def unknown_keys(config: dict[str, Any], spec_minor: int | None = None) -> list[
             spec_minor = minor(spec_version(config))
         except (ValueError, IndexError):
             spec_minor = 6
-    out: list[Report] = []
-
-    def walk(value: Any, type_name: str | ListOf, path: tuple[str | int, ...]) -> None:
-        if isinstance(type_name, ListOf):
-            if isinstance(value, list):
-                for i, v in enumerate(value):
-                    walk(v, type_name.item, (*path, i))
-            return
-        if type_name not in FIELDS or not isinstance(value, dict):
-            return
-        fields = FIELDS[type_name]
-        for key, v in value.items():
-            field = fields.get(key)
-            if field is None or field.since > spec_minor:
-                out.append(Report(WARNING, f"unused key {key}", (*path, key)))
-            else:
-                walk(v, field.type, (*path, key))
-
-    walk(config, "Config", ())
-    return out
+    reader = Reader(spec_minor)
+    reader.struct(config, "Config", ())
+    return [Report(WARNING, f"unused key {path[-1]}", path) for path in reader.unknown]
 
 
 def validate(config: dict[str, Any]) -> list[Report]:

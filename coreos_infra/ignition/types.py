@@ -1,7 +1,16 @@
-"""The Ignition 3.x config schema as data: field order, field types, the spec version of each field.
+"""The Ignition 3.x config schema as data: the one table of every object's fields, for every spec version.
 
-Field order is the order Go's ``encoding/json`` writes (the Go struct field order), which the serializer
-follows to be byte-compatible with Butane and Ignition.
+Each :class:`Field` says what both readers of a config need to know:
+
+- for Butane and Ignition (Go's ``encoding/json``): the field order (the Go struct order, which the
+  serializer follows to be byte-compatible), the spec version that introduced the field (``since``), and
+  how an empty value is written (``always``, ``zero_omit``);
+- for coreos-installer (Rust structs generated from Ignition's JSON schemas): the schema *kind* per spec
+  version (:meth:`Field.kind`): ``R`` required (always written), ``N`` nullable (written as ``null`` when
+  absent), ``O`` optional (omitted when absent), and whether array items may be ``null``.
+
+The table is hand-written and checked, field by field and version by version, against Ignition's JSON
+schemas (``tests/test_customize_schema.py``, ``tests/test_ignition_model.py``).
 """
 
 from __future__ import annotations
@@ -14,6 +23,12 @@ EXPERIMENTAL_VERSIONS = ("3.7.0-experimental",)
 STR = "str"
 INT = "int"
 BOOL = "bool"
+SCALARS = (STR, INT, BOOL)
+LATEST_MINOR = 7  # a walk "for every version" (3.7.0-experimental included)
+
+REQUIRED = "R"
+NULLABLE = "N"
+OPTIONAL = "O"
 
 
 @dataclass(frozen=True)
@@ -28,10 +43,36 @@ class Field:
     since: int = 0  # minor spec version (3.<since>.0) that introduced the field
     always: bool = False  # a non-pointer Go field without omitempty: written even when empty
     zero_omit: bool = False  # a non-pointer Go field with omitempty: omitted when ""/0/false
+    required: bool = False  # required by the schema, though not an ``always`` Go field (an object)
+    older: tuple[int, str] | None = None  # (minor, kind): the schema kind of the specs before 3.<minor>.0
+    null_items_before: int = 0  # array items may be null in the specs before 3.<this>.0
+
+    def kind(self, spec_minor: int) -> str:
+        """The schema kind in spec 3.<spec_minor>: required, nullable or optional (see the module doc)."""
+        if self.older is not None and spec_minor < self.older[0]:
+            return self.older[1]
+        if self.always or self.required:
+            return REQUIRED
+        if self.zero_omit or isinstance(self.type, ListOf) or self.type not in SCALARS:
+            return OPTIONAL
+        return NULLABLE
+
+    def null_items(self, spec_minor: int) -> bool:
+        return spec_minor < self.null_items_before
 
 
-def _f(key: str, type_: str | ListOf, since: int = 0, **kw: bool) -> Field:
-    return Field(key, type_, since, **kw)
+def _f(
+    key: str,
+    type_: str | ListOf,
+    since: int = 0,
+    *,
+    older: tuple[int, str] | None = None,
+    null_items_before: int = 0,
+    always: bool = False,
+    zero_omit: bool = False,
+    required: bool = False,
+) -> Field:
+    return Field(key, type_, since, always, zero_omit, required, older, null_items_before)
 
 
 _NODE = [
@@ -43,7 +84,7 @@ _NODE = [
 
 TYPES: dict[str, tuple[Field, ...]] = {
     "Config": (
-        _f("ignition", "Ignition"),
+        _f("ignition", "Ignition", required=True),
         _f("kernelArguments", "KernelArguments", 3),
         _f("passwd", "Passwd"),
         _f("storage", "Storage"),
@@ -54,10 +95,10 @@ TYPES: dict[str, tuple[Field, ...]] = {
         _f("proxy", "Proxy", 1),
         _f("security", "Security"),
         _f("timeouts", "Timeouts"),
-        _f("version", STR, always=True),
+        _f("version", STR, always=True, older=(4, OPTIONAL)),
     ),
     "IgnitionConfig": (_f("merge", ListOf("ConfigRef")), _f("replace", "ConfigRef")),
-    "Proxy": (_f("httpProxy", STR), _f("httpsProxy", STR), _f("noProxy", ListOf(STR))),
+    "Proxy": (_f("httpProxy", STR), _f("httpsProxy", STR), _f("noProxy", ListOf(STR), null_items_before=4)),
     "Security": (_f("tls", "TLS"),),
     "TLS": (_f("certificateAuthorities", ListOf("ConfigRef")),),
     "Timeouts": (_f("httpResponseHeaders", INT), _f("httpTotal", INT)),
@@ -71,7 +112,7 @@ TYPES: dict[str, tuple[Field, ...]] = {
     "ConfigRef": (
         _f("compression", STR, 1),
         _f("httpHeaders", ListOf("HTTPHeader"), 1),
-        _f("source", STR),
+        _f("source", STR, older=(1, REQUIRED)),
         _f("verification", "Verification"),
     ),
     "HTTPHeader": (_f("name", STR, always=True), _f("value", STR)),
@@ -87,7 +128,7 @@ TYPES: dict[str, tuple[Field, ...]] = {
     ),
     "File": (*_NODE, _f("append", ListOf("Resource")), _f("contents", "Resource"), _f("mode", INT)),
     "Directory": (*_NODE, _f("mode", INT)),
-    "Link": (*_NODE, _f("hard", BOOL), _f("target", STR)),
+    "Link": (*_NODE, _f("hard", BOOL), _f("target", STR, older=(3, REQUIRED))),
     "NodeUser": (_f("id", INT), _f("name", STR)),
     "NodeGroup": (_f("id", INT), _f("name", STR)),
     "Disk": (
@@ -118,7 +159,7 @@ TYPES: dict[str, tuple[Field, ...]] = {
     ),
     "Luks": (
         _f("cex", "Cex", 5),
-        _f("clevis", "Clevis"),
+        _f("clevis", "Clevis", older=(3, NULLABLE)),
         _f("device", STR),
         _f("discard", BOOL, 4),
         _f("keyFile", "Resource"),
@@ -130,17 +171,21 @@ TYPES: dict[str, tuple[Field, ...]] = {
         _f("wipeVolume", BOOL),
     ),
     "Clevis": (
-        _f("custom", "ClevisCustom"),
+        _f("custom", "ClevisCustom", older=(3, NULLABLE)),
         _f("tang", ListOf("Tang")),
         _f("threshold", INT),
         _f("tpm2", BOOL),
     ),
-    "ClevisCustom": (_f("config", STR), _f("needsNetwork", BOOL), _f("pin", STR)),
+    "ClevisCustom": (
+        _f("config", STR, older=(3, REQUIRED)),
+        _f("needsNetwork", BOOL),
+        _f("pin", STR, older=(3, REQUIRED)),
+    ),
     "Cex": (_f("enabled", BOOL),),
     "Tang": (_f("advertisement", STR, 4), _f("thumbprint", STR), _f("url", STR, zero_omit=True)),
     "Raid": (
-        _f("devices", ListOf(STR)),
-        _f("level", STR),
+        _f("devices", ListOf(STR), older=(3, REQUIRED)),
+        _f("level", STR, older=(3, REQUIRED)),
         _f("name", STR, always=True),
         _f("options", ListOf(STR)),
         _f("spares", INT),

@@ -36,11 +36,11 @@ from typing import Any, Literal
 from coreos_infra.console import Console
 from coreos_infra.console import grub_console_commands as grub_console_commands  # re-exported
 from coreos_infra.errors import CustomizeError
-from coreos_infra.live.iso.ignition_config import (
+from coreos_infra.ignition.installer import (
     GENERATED_VERSION,
     IgnitionConfigError,
     ParsedConfig,
-    _Normalizer,
+    normalize,
     parse_config,
     serialize,
 )
@@ -370,8 +370,7 @@ class _LiveConfig:
         config.setdefault("merge", []).append(make_resource(child))
 
     def to_bytes(self) -> bytes:
-        normalized = _Normalizer(GENERATED_VERSION).struct(self.value, "config", "$")
-        return serialize(normalized)
+        return serialize(normalize(self.value, GENERATED_VERSION).value)
 
 
 @dataclass(frozen=True)

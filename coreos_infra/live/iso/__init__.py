@@ -4,7 +4,6 @@
 - :mod:`.embed` — the Ignition embed area (igninfo.json / images/ignition.img).
 - :mod:`.kargs` — kernel-argument areas (kargs.json / legacy header) and the karg editor.
 - :mod:`.image` — :class:`LiveIso`: read, modify and save (in place, ``-o FILE``, ``-o -``).
-- :mod:`.ignition_config` — parse/re-serialize user Ignition configs like coreos-installer.
 - :mod:`.customize` — ``iso customize`` on top of :mod:`coreos_infra.live.customize`.
 """
 
