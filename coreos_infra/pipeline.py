@@ -116,16 +116,18 @@ def _fetch_inputs(plan: BuildPlan, inputs: tuple[ExtraInput, ...]) -> dict[str, 
     return extra
 
 
-def build(plan: BuildPlan, project: Project | None = None) -> BuildOutcome:
-    """Build ``plan.target`` for the site/host and return where the artifact and its meta.json are."""
-    project = project or load_project(plan.root)
-    recipe = project.target(plan.target)
-    fetched = _fetch_base(plan, recipe)
-    target = target_class(recipe.kind)
-    settings = recipe.settings
-    if settings is None:
-        settings = target.parse_options(recipe.name, recipe.options)
-    inputs = target.inputs(settings)
+def recipe_options(recipe: TargetRecipe) -> Any:
+    """The recipe's options as its target parsed them."""
+    if recipe.settings is not None:
+        return recipe.settings
+    return target_class(recipe.kind).parse_options(recipe.name, recipe.options)
+
+
+def _render(
+    plan: BuildPlan, project: Project, recipe: TargetRecipe, release: str
+) -> tuple[Rendered, dict[str, Path]]:
+    """The render of the build (its build ID covers the target's declared inputs, fetched here first)."""
+    inputs = target_class(recipe.kind).inputs(recipe_options(recipe))
     extra = _fetch_inputs(plan, inputs)  # before rendering: the build ID covers their bytes
     with step(f"Rendering {plan.target} for site {plan.site or '(default)'} host {plan.host or '(none)'}"):
         rendered = render(
@@ -133,10 +135,26 @@ def build(plan: BuildPlan, project: Project | None = None) -> BuildOutcome:
             target=plan.target,
             site=plan.site or project.default_site().name,
             host=plan.host,
-            base_release=fetched.release,
+            base_release=release,
             firmware_version=",".join(i.version for i in inputs),
             firmware_sha256=",".join(sha256_file(p) for p in extra.values()),
         )
+    return rendered, extra
+
+
+def planned_build_id(plan: BuildPlan, project: Project, release: str) -> str:
+    """The build ID :func:`build` gives ``plan`` on base ``release`` (fetches the declared inputs)."""
+    return _render(plan, project, project.target(plan.target), release)[0].build_id
+
+
+def build(plan: BuildPlan, project: Project | None = None) -> BuildOutcome:
+    """Build ``plan.target`` for the site/host and return where the artifact and its meta.json are."""
+    project = project or load_project(plan.root)
+    recipe = project.target(plan.target)
+    fetched = _fetch_base(plan, recipe)
+    target = target_class(recipe.kind)
+    settings = recipe_options(recipe)
+    rendered, extra = _render(plan, project, recipe, fetched.release)
     LOG.info("  build ID %s", rendered.build_id)
     base = {target.base_roles.get(role, role): path for role, path in fetched.files.items()} | extra
     out_dir = plan.out_root / plan.target / rendered.name

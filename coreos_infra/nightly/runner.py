@@ -33,8 +33,8 @@ from coreos_infra.fsutil import write_atomic
 from coreos_infra.nightly.boot import BootTester
 from coreos_infra.nightly.matrix import Item
 from coreos_infra.nightly.publisher import Publisher
-from coreos_infra.pipeline import BuildOutcome, BuildPlan, Source, build
-from coreos_infra.recipes import Project, render
+from coreos_infra.pipeline import BuildOutcome, BuildPlan, Source, build, planned_build_id
+from coreos_infra.recipes import Project
 
 LOG = logging.getLogger("coreos_infra.nightly")
 
@@ -159,16 +159,6 @@ def _step(result: ItemResult, name: str) -> Iterator[None]:
         result.durations[name] = round(time.monotonic() - start, 3)
 
 
-def _planned_build_id(project: Project, item: Item, release: str) -> str:
-    """The build ID the build will have (what :func:`coreos_infra.pipeline.build` renders)."""
-    recipe = project.target(item.target)
-    firmware = recipe.options.get("firmware") if recipe.kind == "rpi4" else None
-    version = str((firmware or {}).get("version", "")) if isinstance(firmware, dict) else ""
-    rendered = render(project, target=item.target, site=item.site, host=item.host,
-                      base_release=release, firmware_version=version)  # fmt: skip
-    return rendered.build_id
-
-
 def _boot_record(outcome: BuildOutcome) -> Path:
     return outcome.meta_path.parent / BOOT_RECORD
 
@@ -234,14 +224,14 @@ def _run_steps(
             insecure=options.source.insecure, bundled_keys=options.source.bundled_keys,
         )  # fmt: skip
         result.base_release = fetched.release
-        result.build_id = _planned_build_id(project, item, fetched.release)
+        plan = BuildPlan(root=options.root, target=item.target, site=item.site, host=item.host,
+                         source=options.source, cache_dir=options.cache_dir, out_root=options.out_root,
+                         force=options.force)  # fmt: skip
+        result.build_id = planned_build_id(plan, project, fetched.release)
     if publisher is not None and not options.force and publisher.already_published(result.build_id):
         LOG.info("  build %s is already in the store: nothing to do", result.build_id[:16])
         return
     with _step(result, "build"):
-        plan = BuildPlan(root=options.root, target=item.target, site=item.site, host=item.host,
-                         source=options.source, cache_dir=options.cache_dir, out_root=options.out_root,
-                         force=options.force)  # fmt: skip
         outcome = build(plan, project)
         result.build_id = outcome.rendered.build_id
         if not outcome.cached:

@@ -1,18 +1,14 @@
 """Target facts publishing needs (arch, stream platform/format, which file is which artifact kind).
 
-ONE function, :func:`target_facts`, reads them from a build's meta.json (kind, arch, target and the
-builder's own fields) and, for the disk kinds, the output format and file suffix from the target
-registry (``coreos_infra.targets.REGISTRY[kind].output``).
+ONE function, :func:`target_facts`, reads them from a build's meta.json (kind, arch, target) and the
+target registry: the stream format is ``REGISTRY[kind].output.format`` and which built file is which
+stream artifact kind is ``REGISTRY[kind].stream_artifacts(...)`` (by default the main artifact,
+``<name><output.suffix>``, is the ``disk``; the PXE target names its ``kernel``, ``initramfs`` and
+``rootfs``). A new target kind needs nothing here.
 
 Stream names (FCOS stream metadata, ``architectures.<arch>.artifacts.<platform>.formats.<format>``): the
-platform is the target name; the format and kinds follow FCOS:
-
-| target kind | format | kinds |
-|---|---|---|
-| iso (usb, live) | ``iso`` | ``disk`` (the ISO) |
-| pxe | ``pxe`` | ``kernel``, ``initramfs``, ``rootfs`` |
-| rpi4, metal | ``raw.xz`` | ``disk`` |
-| qemu | ``qcow2`` | ``disk`` |
+platform is the target (recipe) name, the format the kind's output format (``iso``, ``pxe``,
+``raw.xz``, ``qcow2`` ...), as ``invoke list`` shows under "Target kinds".
 """
 
 from __future__ import annotations
@@ -21,16 +17,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from coreos_infra.errors import CoreosInfraError
-
-
-def _disk_format(kind: str) -> tuple[str, str] | None:
-    """(stream format, file suffix) of a disk-image kind's main artifact, from the target registry."""
-    from coreos_infra.targets import REGISTRY
-
-    target = REGISTRY.get(kind)
-    if target is None or target.boot.medium == "pxe":
-        return None
-    return target.output.format, target.output.suffix
 
 
 @dataclass(frozen=True)
@@ -50,30 +36,19 @@ def target_facts(meta: dict[str, Any], source: str = "meta.json") -> TargetFacts
     if not isinstance(kind, str) or not isinstance(target, str) or not isinstance(arch, str):
         raise CoreosInfraError(f"{source}: missing kind, target or arch")
     names = [a["name"] for a in meta.get("artifacts", [])]
-    if kind == "pxe":
-        pxe = meta.get("pxe") or {}
-        wanted = {
-            "kernel": pxe.get("kernel") or "vmlinuz",
-            "initramfs": "initramfs.img",
-            "rootfs": "rootfs.img",
-        }
-        kinds = {k: n for k, n in wanted.items() if n in names}
-        if "kernel" not in kinds or "initramfs" not in kinds:
-            raise CoreosInfraError(f"{source}: the PXE build lists no kernel/initramfs artifact")
-        return TargetFacts(arch=arch, platform=target, format="pxe", kinds=kinds)
-    disk_format = _disk_format(kind)
-    if disk_format is None:
+    from coreos_infra.targets import REGISTRY
+
+    cls = REGISTRY.get(kind)
+    if cls is None:
         raise CoreosInfraError(
             f"{source}: unknown target kind {kind!r}: cannot publish it in stream metadata"
         )
-    fmt, suffix = disk_format
-    disks = [n for n in names if n.endswith(suffix)]
-    if not disks:
-        raise CoreosInfraError(f"{source}: no {suffix} artifact in the build")
+    kinds = cls.stream_artifacts(meta, names, source)
     unc: dict[str, str] = {}
     image = meta.get("image") or {}
-    if isinstance(image, dict) and isinstance(image.get("uncompressed_sha256"), str):
-        unc[disks[0]] = image["uncompressed_sha256"]
+    disk = kinds.get("disk")
+    if disk is not None and isinstance(image, dict) and isinstance(image.get("uncompressed_sha256"), str):
+        unc[disk] = image["uncompressed_sha256"]
     return TargetFacts(
-        arch=arch, platform=target, format=fmt, kinds={"disk": disks[0]}, uncompressed_sha256=unc
+        arch=arch, platform=target, format=cls.output.format, kinds=kinds, uncompressed_sha256=unc
     )

@@ -28,7 +28,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import pkgutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -179,6 +179,16 @@ class Target:
 
     def build(self, req: BuildRequest) -> BuildResult:
         raise NotImplementedError
+
+    @classmethod
+    def stream_artifacts(cls, meta: Mapping[str, Any], names: Sequence[str], source: str) -> dict[str, str]:
+        """Which built file is which FCOS stream artifact (``disk``, ``kernel`` ...) when a build is
+        published (``meta``: its meta.json, ``names``: its artifact files); by default the main artifact
+        is the ``disk``."""
+        disks = [n for n in names if n.endswith(cls.output.suffix)]
+        if not disks:
+            raise CoreosInfraError(f"{source}: no {cls.output.suffix} artifact in the build")
+        return {"disk": disks[0]}
 
     def delivered_config(self, artifact: Path, ignition: bytes) -> bytes:
         """The Ignition config the artifact hands to its first boot (by default: the site's config)."""

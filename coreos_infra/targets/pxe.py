@@ -16,9 +16,10 @@ Options (``req.options``) are documented in :data:`coreos_infra.live.pxe.plan.OP
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from coreos_infra import cpio, qemu
 from coreos_infra.build import BuildRequest, BuildResult
@@ -204,6 +205,15 @@ class PxeTarget(Target, kind="pxe"):
     def build(self, req: BuildRequest) -> BuildResult:
         opts: PxeTargetOptions = self.options_of(req)
         return _build(req, opts.pxe)
+
+    @classmethod
+    def stream_artifacts(cls, meta: Mapping[str, Any], names: Sequence[str], source: str) -> dict[str, str]:
+        pxe = meta.get("pxe") or {}
+        wanted = {"kernel": pxe.get("kernel") or KERNEL, "initramfs": INITRAMFS, "rootfs": ROOTFS}
+        kinds = {k: n for k, n in wanted.items() if n in names}
+        if "kernel" not in kinds or "initramfs" not in kinds:
+            raise CoreosInfraError(f"{source}: the PXE build lists no kernel/initramfs artifact")
+        return kinds
 
     def delivered_config(self, artifact: Path, ignition_bytes: bytes) -> bytes:
         bundle = bundle_dir(artifact)
