@@ -5,8 +5,12 @@ from __future__ import annotations
 import ipaddress
 import re
 import zoneinfo
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from coreos_infra.recipes.yamlsrc import Node
+
+T = TypeVar("T")
 
 _MAC = re.compile(r"^[0-9a-fA-F]{2}([:-])[0-9a-fA-F]{2}(\1[0-9a-fA-F]{2}){4}$")
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
@@ -161,3 +165,34 @@ def image(node: Node) -> str:
     if m.group("tag") == "latest":
         raise node.error("image tag 'latest' is not a pin; use a version tag")
     return text
+
+
+# --- lists and ranges -------------------------------------------------------------------------------
+def each(node: Node | None, fn: Callable[[Node], T]) -> tuple[T, ...]:
+    """``fn`` of every item of a list node; ``()`` when the node is absent."""
+    return tuple(fn(item) for item in node.list()) if node is not None else ()
+
+
+def unique(parent: Node | None, items: tuple[Any, ...], key: Callable[[Any], Any], what: str) -> None:
+    """Refuse two items of the list ``parent`` with the same ``key`` (``None`` keys are not compared)."""
+    if parent is None:
+        return
+    nodes = parent.list()
+    seen: dict[Any, int] = {}
+    for i, item in enumerate(items):
+        k = key(item)
+        if k is None:
+            continue
+        if k in seen:
+            raise nodes[i].error(f"duplicate {what} {str(k)!r} (also {parent.path}[{seen[k]}])")
+        seen[k] = i
+
+
+def int_range(node: Node | None, default: int, lo: int, hi: int) -> int:
+    """The integer at ``node`` (``default`` when absent), refused outside ``lo..hi``."""
+    if node is None:
+        return default
+    value = node.int()
+    if not lo <= value <= hi:
+        raise node.error(f"must be between {lo} and {hi}")
+    return value
