@@ -395,124 +395,148 @@ def _parse_user_config(f: InputFile, warnings: list[str]) -> ParsedConfig:
     return parsed
 
 
-def customize(opts: CustomizeOptions, features: Features, *, flavor: Flavor = "iso") -> CustomizeResult:
-    """Build the live initrd members for ``opts`` exactly as coreos-installer's customize does."""
-    warnings: list[str] = []
-    messages: list[str] = []
+@dataclass
+class _Customization:
+    """One customization in progress: filled in coreos-installer's order, which fixes the output bytes."""
+
+    features: Features
+    flavor: Flavor
+    warnings: list[str] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list)
     live: _LiveConfig | None = None
-    dest: _LiveConfig | None = None
-    user_dest: list[ParsedConfig] = []
     installer: dict[str, Any] | None = None
-    copy_network = False
-    dest_ca: list[bytes] = []
-    serial = 0
-    initrd: dict[str, bytes] = {}
-    installer_files: dict[str, bytes] = {}
+    user_dest: list[ParsedConfig] = field(default_factory=list)
+    dest_ca: list[bytes] = field(default_factory=list)
+    copy_network: bool = False
+    serial: int = 0  # the next installer config file number
+    initrd: dict[str, bytes] = field(default_factory=dict)
+    installer_files: dict[str, bytes] = field(default_factory=dict)
 
-    def get_live() -> _LiveConfig:
-        nonlocal live
-        if live is None:
-            live = _LiveConfig()
-        return live
+    def live_config(self) -> _LiveConfig:
+        if self.live is None:
+            self.live = _LiveConfig()
+        return self.live
 
-    def get_installer() -> dict[str, Any]:
-        nonlocal installer
-        if installer is None:
-            installer = {}
-        return installer
+    def installer_config(self) -> dict[str, Any]:
+        if self.installer is None:
+            self.installer = {}
+        return self.installer
 
-    def add_installer_config(name: str, data: bytes) -> None:
-        nonlocal serial
-        if not features.installer_config:
+    def add_installer_config(self, name: str, data: bytes) -> None:
+        if not self.features.installer_config:
             raise _unsupported("installer configuration")
-        path = f"{INSTALLER_DIR}/{serial:04d}-{name}"
-        get_live().add_file(path, data, 0o600)
-        installer_files[path] = data
-        serial += 1
+        path = f"{INSTALLER_DIR}/{self.serial:04d}-{name}"
+        self.live_config().add_file(path, data, 0o600)
+        self.installer_files[path] = data
+        self.serial += 1
 
-    def add_keyfile(name: str, data: bytes, shown: str) -> None:
+    def add_keyfile(self, name: str, data: bytes, shown: str) -> None:
         path = f"{NETWORK_DIR}/{name}"
-        if path in initrd:
+        if path in self.initrd:
             raise CustomizeError(f"config already specifies keyfile {shown}")
-        initrd[path] = data
+        self.initrd[path] = data
 
-    for f in opts.dest_ignition:
-        user_dest.append(_parse_user_config(f, warnings))
-    if opts.dest_device is not None:
-        get_installer()["dest-device"] = opts.dest_device
-    for spec in opts.dest_console:
-        if not features.installer_config_directives.get("console", False):
-            raise _unsupported("the destination console")
-        get_installer().setdefault("console", []).append(str(Console.parse(spec)))
-    for arg in opts.dest_karg_append:
-        get_installer().setdefault("append-karg", []).append(arg)
-    for arg in opts.dest_karg_delete:
-        get_installer().setdefault("delete-karg", []).append(arg)
-    for f in opts.network_keyfile:
-        if not features.live_initrd_network:
-            raise _unsupported("network settings")
-        add_keyfile(f.name, f.data, f.name)
-        copy_network = True
-    for f in opts.network_nmstate:
-        if not features.live_initrd_network:
-            raise _unsupported("network settings")
-        for name, data in nmstate_keyfiles(f).items():
-            add_keyfile(name, data, f"{NETWORK_DIR}/{name}")
-        copy_network = True
-    for f in opts.ignition_ca:
-        get_live().add_ca(f.data)
-        dest_ca.append(f.data)
-    for kind, scripts in (("pre", opts.pre_install), ("post", opts.post_install)):
-        for f in scripts:
-            get_live().add_file(f"/usr/local/bin/{kind}-install-{f.name}", f.data, 0o700)
-            get_live().add_unit(f"{kind}-install-{f.name}.service", hook_unit(flavor, kind, f.name))
-    for f in opts.installer_config:
-        parse_install_config(f.data, f.path)
-        add_installer_config(f.name, f.data)
-    for f in opts.live_ignition:
-        child = _parse_user_config(f, warnings)
-        get_live().merge(child.to_bytes(newline=False))
+    def destination(self, opts: CustomizeOptions) -> None:
+        """The installed system: its Ignition configs, disk, consoles and kernel arguments."""
+        for f in opts.dest_ignition:
+            self.user_dest.append(_parse_user_config(f, self.warnings))
+        if opts.dest_device is not None:
+            self.installer_config()["dest-device"] = opts.dest_device
+        for spec in opts.dest_console:
+            if not self.features.installer_config_directives.get("console", False):
+                raise _unsupported("the destination console")
+            self.installer_config().setdefault("console", []).append(str(Console.parse(spec)))
+        for arg in opts.dest_karg_append:
+            self.installer_config().setdefault("append-karg", []).append(arg)
+        for arg in opts.dest_karg_delete:
+            self.installer_config().setdefault("delete-karg", []).append(arg)
 
-    # finalization
-    dest_bytes: bytes | None = None
-    if dest is not None or user_dest:
-        for ca in dest_ca:
-            if dest is None:
-                dest = _LiveConfig()
-            dest.add_ca(ca)
-        if dest is None and len(user_dest) == 1:
-            dest_bytes = user_dest[0].to_bytes()
+    def network(self, opts: CustomizeOptions) -> None:
+        """NetworkManager keyfiles for the live system (copied to the installed one)."""
+        for f in opts.network_keyfile:
+            if not self.features.live_initrd_network:
+                raise _unsupported("network settings")
+            self.add_keyfile(f.name, f.data, f.name)
+            self.copy_network = True
+        for f in opts.network_nmstate:
+            if not self.features.live_initrd_network:
+                raise _unsupported("network settings")
+            for name, data in nmstate_keyfiles(f).items():
+                self.add_keyfile(name, data, f"{NETWORK_DIR}/{name}")
+            self.copy_network = True
+
+    def live_system(self, opts: CustomizeOptions) -> None:
+        """The live system: CAs, install hooks, installer configs and the user's live Ignition configs."""
+        for f in opts.ignition_ca:
+            self.live_config().add_ca(f.data)
+            self.dest_ca.append(f.data)
+        for kind, scripts in (("pre", opts.pre_install), ("post", opts.post_install)):
+            for f in scripts:
+                live = self.live_config()
+                live.add_file(f"/usr/local/bin/{kind}-install-{f.name}", f.data, 0o700)
+                live.add_unit(f"{kind}-install-{f.name}.service", hook_unit(self.flavor, kind, f.name))
+        for f in opts.installer_config:
+            parse_install_config(f.data, f.path)
+            self.add_installer_config(f.name, f.data)
+        for f in opts.live_ignition:
+            child = _parse_user_config(f, self.warnings)
+            self.live_config().merge(child.to_bytes(newline=False))
+
+    def finish_destination(self) -> bytes | None:
+        """``/etc/coreos/dest.ign``: the one user config as is, or the CAs and configs merged."""
+        if not self.user_dest:
+            return None
+        if not self.dest_ca and len(self.user_dest) == 1:
+            dest_bytes = self.user_dest[0].to_bytes()
         else:
-            if dest is None:
-                dest = _LiveConfig()
-            for cfg in user_dest:
+            dest = _LiveConfig()
+            for ca in self.dest_ca:
+                dest.add_ca(ca)
+            for cfg in self.user_dest:
                 dest.merge(cfg.to_bytes(newline=False))
             dest_bytes = dest.to_bytes()
-        get_live().add_file(DEST_IGNITION_PATH, dest_bytes, 0o600)
-        get_installer()["ignition-file"] = DEST_IGNITION_PATH
-    runs_installer = serial > 0 or installer is not None
-    if runs_installer:
-        device = installer.get("dest-device") if installer is not None else None
-        if device is not None:
-            messages.append(f"Boot media will automatically install to {device} without confirmation.")
-        else:
-            messages.append("Boot media will automatically run installer.")
-        if copy_network:
-            get_installer()["copy-network"] = True
-    if installer is not None:
-        add_installer_config("customize.yaml", serialize_install_config(installer))
+        self.live_config().add_file(DEST_IGNITION_PATH, dest_bytes, 0o600)
+        self.installer_config()["ignition-file"] = DEST_IGNITION_PATH
+        return dest_bytes
+
+    def finish_installer(self) -> bool:
+        """Whether the live system runs the installer; its ``customize.yaml`` config when it does."""
+        runs_installer = self.serial > 0 or self.installer is not None
+        if runs_installer:
+            device = self.installer.get("dest-device") if self.installer is not None else None
+            if device is not None:
+                self.messages.append(
+                    f"Boot media will automatically install to {device} without confirmation."
+                )
+            else:
+                self.messages.append("Boot media will automatically run installer.")
+            if self.copy_network:
+                self.installer_config()["copy-network"] = True
+        if self.installer is not None:
+            self.add_installer_config("customize.yaml", serialize_install_config(self.installer))
+        return runs_installer
+
+
+def customize(opts: CustomizeOptions, features: Features, *, flavor: Flavor = "iso") -> CustomizeResult:
+    """Build the live initrd members for ``opts`` exactly as coreos-installer's customize does."""
+    c = _Customization(features, flavor)
+    c.destination(opts)
+    c.network(opts)
+    c.live_system(opts)
+    dest_bytes = c.finish_destination()
+    runs_installer = c.finish_installer()
     live_bytes: bytes | None = None
-    if live is not None:
-        live_bytes = live.to_bytes()
-        initrd[IGNITION_MEMBER] = live_bytes
+    if c.live is not None:
+        live_bytes = c.live.to_bytes()
+        c.initrd[IGNITION_MEMBER] = live_bytes
     return CustomizeResult(
-        initrd=initrd,
+        initrd=c.initrd,
         live_config=live_bytes,
         dest_config=dest_bytes,
-        installer_configs=installer_files,
+        installer_configs=c.installer_files,
         runs_installer=runs_installer,
-        messages=tuple(messages),
-        warnings=tuple(warnings),
+        messages=tuple(c.messages),
+        warnings=tuple(c.warnings),
     )
 
 
