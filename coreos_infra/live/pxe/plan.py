@@ -161,23 +161,7 @@ class PxeOptions:
                     f"{options.get(key, 'url')!r} needs base_url (where the bundle is served)",
                     _loc(key, where),
                 )
-        dest_device = _str(options, "dest_device", where)
-        install_only = ("dest_device", "dest_console", "dest_karg_append", "dest_karg_delete", "image_url",
-                        "skip_reboot")  # fmt: skip
-        if mode == "live":
-            for key in install_only:
-                if key in options:
-                    raise InputError("only valid with mode: install", _loc(key, where))
-        elif dest_device is None:
-            raise InputError(
-                "mode: install needs dest_device (the disk to install to)", _loc("dest_device", where)
-            )
-        if dest_device is not None:
-            check_karg(dest_device, _loc("dest_device", where))
-            if not dest_device.startswith("/dev/"):
-                raise InputError(
-                    f"{dest_device!r} is not a device path (/dev/...)", _loc("dest_device", where)
-                )
+        dest_device = _dest_device(options, mode, where)
         image_url = _str(options, "image_url", where)
         if image_url is not None:
             check_url(image_url, _loc("image_url", where), schemes=("http", "https"))
@@ -190,11 +174,7 @@ class PxeOptions:
                 check_karg(v, _loc(key, where))
         next_server = _str(options, "next_server", where)
         if next_server is None and base_url is not None:
-            host = urlsplit(base_url).hostname or ""
-            try:
-                next_server = str(ipaddress.IPv4Address(host))
-            except ValueError:
-                next_server = None
+            next_server = _ipv4_host(base_url)
         label = _str(options, "label", where) or cls.label
         opts = cls(
             mode=mode,
@@ -226,6 +206,36 @@ class PxeOptions:
         except InputError as e:
             raise InputError(e.reason, _loc("next_server", where)) from None
         return opts
+
+
+_INSTALL_ONLY = ("dest_device", "dest_console", "dest_karg_append", "dest_karg_delete", "image_url",
+                 "skip_reboot")  # fmt: skip
+
+
+def _dest_device(options: Mapping[str, Any], mode: str, where: str) -> str | None:
+    """``dest_device``: required in install mode, refused (like every install-only key) in live mode."""
+    dest_device = _str(options, "dest_device", where)
+    if mode == "live":
+        for key in _INSTALL_ONLY:
+            if key in options:
+                raise InputError("only valid with mode: install", _loc(key, where))
+    elif dest_device is None:
+        raise InputError(
+            "mode: install needs dest_device (the disk to install to)", _loc("dest_device", where)
+        )
+    if dest_device is not None:
+        check_karg(dest_device, _loc("dest_device", where))
+        if not dest_device.startswith("/dev/"):
+            raise InputError(f"{dest_device!r} is not a device path (/dev/...)", _loc("dest_device", where))
+    return dest_device
+
+
+def _ipv4_host(url: str) -> str | None:
+    """The host of ``url`` when it is an IPv4 address (the default TFTP next-server)."""
+    try:
+        return str(ipaddress.IPv4Address(urlsplit(url).hostname or ""))
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)
