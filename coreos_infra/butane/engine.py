@@ -24,7 +24,7 @@ from coreos_infra.butane.validate import validate_source
 from coreos_infra.errors import CoreosInfraError
 from coreos_infra.ignition import jsonfmt
 from coreos_infra.ignition import rules as ign_rules
-from coreos_infra.ignition.merge import merge_with_origins
+from coreos_infra.ignition.merging import merge_with_origins
 from coreos_infra.ignition.report import WARNING, PathT, Report, format_reports
 from coreos_infra.ignition.types import minor as spec_minor
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from coreos_infra.ignition.merge import PARENT, Origins
+from coreos_infra.ignition.merging import PARENT, Origins
 from coreos_infra.ignition.report import PathT
 
 Resolver = Callable[[PathT], PathT]

@@ -11,11 +11,9 @@ from __future__ import annotations
 import gzip
 import json
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from coreos_infra.errors import InputError, Location
-from coreos_infra.ignition.jsonfmt import dumps, go_syntax_error, normalize, offset_to_line_col
-from coreos_infra.ignition.merge import merge, merge_with_origins
 from coreos_infra.ignition.reader import Problem, Reader
 from coreos_infra.ignition.report import (
     ERROR,
@@ -26,7 +24,6 @@ from coreos_infra.ignition.report import (
     format_reports,
     has_errors,
 )
-from coreos_infra.ignition.rules import validate as _validate
 from coreos_infra.ignition.types import (
     BOOL,
     EXPERIMENTAL_VERSIONS,
@@ -36,7 +33,12 @@ from coreos_infra.ignition.types import (
     ListOf,
     minor,
 )
-from coreos_infra.ignition.urls import decode_data_url
+
+if TYPE_CHECKING:
+    from coreos_infra.ignition.merging import Origins
+
+# The serializer, the merger and the validation rules are imported when first used: the coreos-installer
+# reader (coreos_infra.ignition.installer) needs only the table and the reader.
 
 __all__ = [
     "ERROR",
@@ -71,6 +73,34 @@ class IgnitionError(InputError):
     ) -> None:
         super().__init__(message, location)
         self.reports = reports or []
+
+
+def dumps(config: dict[str, Any], pretty: bool = False) -> bytes:
+    """Serialize like Butane (:func:`coreos_infra.ignition.jsonfmt.dumps`)."""
+    from coreos_infra.ignition import jsonfmt
+
+    return jsonfmt.dumps(config, pretty)
+
+
+def normalize(value: Any, type_name: str | ListOf = "Config") -> Any:
+    """Go key order and ``omitempty`` (:func:`coreos_infra.ignition.jsonfmt.normalize`)."""
+    from coreos_infra.ignition import jsonfmt
+
+    return jsonfmt.normalize(value, type_name)
+
+
+def merge(parent: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
+    """Ignition's merge of ``child`` over ``parent`` (:func:`coreos_infra.ignition.merging.merge`)."""
+    from coreos_infra.ignition import merging
+
+    return merging.merge(parent, child)
+
+
+def merge_with_origins(parent: dict[str, Any], child: dict[str, Any]) -> tuple[dict[str, Any], Origins]:
+    """:func:`merge`, and which input each value came from."""
+    from coreos_infra.ignition import merging
+
+    return merging.merge_with_origins(parent, child)
 
 
 def spec_version(config: dict[str, Any]) -> str:
@@ -120,6 +150,8 @@ def parse(data: bytes | str, *, filename: str | None = None) -> dict[str, Any]:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise IgnitionError(f"config is not valid UTF-8 (byte {e.start})", Location(file=filename)) from None
+    from coreos_infra.ignition.jsonfmt import go_syntax_error, offset_to_line_col
+
     syntax = go_syntax_error(text)
     if syntax is not None:
         msg, offset = syntax
@@ -162,11 +194,15 @@ def validate(config: dict[str, Any]) -> list[Report]:
         spec_minor = minor(spec_version(config))
     except (ValueError, IndexError):
         spec_minor = 6
-    return unknown_keys(config, spec_minor) + _validate(config, spec_minor=spec_minor)
+    from coreos_infra.ignition.rules import validate as validate_rules
+
+    return unknown_keys(config, spec_minor) + validate_rules(config, spec_minor=spec_minor)
 
 
 def decode_source(source: str, compression: str | None = None) -> bytes:
     """The bytes of a ``data:`` URL source, gunzipped when ``compression`` is ``gzip``."""
+    from coreos_infra.ignition.urls import decode_data_url
+
     try:
         data = decode_data_url(source)
     except ValueError as e:
