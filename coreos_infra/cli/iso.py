@@ -279,7 +279,14 @@ def register(subparsers: Any) -> None:
         description="Commands to manage a CoreOS live ISO image",
     )
     sub = iso.add_subparsers(dest="iso_command", metavar="COMMAND", required=True)
+    _register_customize(sub)
+    _register_ignition(sub)
+    _register_network(sub)
+    _register_kargs(sub)
+    _register_reset(sub)
 
+
+def _register_customize(sub: Any) -> None:
     p = sub.add_parser(
         "customize",
         help="customize a CoreOS live ISO image",
@@ -298,6 +305,8 @@ def register(subparsers: Any) -> None:
     _add_input(p)
     p.set_defaults(func=_customize)
 
+
+def _register_ignition(sub: Any) -> None:
     ign = sub.add_parser("ignition", help="embed an Ignition config in an ISO image")
     ign_sub = ign.add_subparsers(dest="ignition_command", metavar="COMMAND", required=True)
     p = ign_sub.add_parser("embed", help="embed an Ignition config in an ISO image")
@@ -315,6 +324,8 @@ def register(subparsers: Any) -> None:
     _add_input(p)
     p.set_defaults(func=_ignition_remove)
 
+
+def _register_network(sub: Any) -> None:
     net = sub.add_parser("network", help="embed network settings in an ISO image")
     net_sub = net.add_subparsers(dest="network_command", metavar="COMMAND", required=True)
     p = net_sub.add_parser("embed", help="embed network settings in an ISO image")
@@ -333,6 +344,8 @@ def register(subparsers: Any) -> None:
     _add_input(p)
     p.set_defaults(func=_network_remove)
 
+
+def _register_kargs(sub: Any) -> None:
     kargs = sub.add_parser("kargs", help="modify kernel args in an ISO image")
     kargs_sub = kargs.add_subparsers(dest="kargs_command", metavar="COMMAND", required=True)
     p = kargs_sub.add_parser("modify", help="modify kernel args in an ISO image")
@@ -357,6 +370,8 @@ def register(subparsers: Any) -> None:
     _add_input(p)
     p.set_defaults(func=_kargs_show)
 
+
+def _register_reset(sub: Any) -> None:
     p = sub.add_parser("reset", help="restore a CoreOS live ISO image to default settings")
     _add_output(p)
     _add_input(p)

@@ -155,7 +155,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Commands to manage a CoreOS live PXE image.",
     )  # fmt: skip
     pxe_sub = pxe.add_subparsers(dest="pxe_command", metavar="COMMAND", required=True)
+    _register_ignition(pxe_sub)
+    _register_network(pxe_sub)
+    _register_customize(pxe_sub)
+    _register_bundle(pxe_sub)
 
+
+def _register_ignition(pxe_sub: argparse._SubParsersAction) -> None:
     ign = pxe_sub.add_parser("ignition", help="embed an Ignition config in an initrd image",
                              description="Embed an Ignition config in an initrd image.")  # fmt: skip
     ign_sub = ign.add_subparsers(dest="ignition_command", metavar="COMMAND", required=True)
@@ -172,6 +178,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("initrd", nargs="?", metavar="INITRD", help="initrd image [default: stdin]")
     p.set_defaults(func=cmd_ignition_unwrap)
 
+
+def _register_network(pxe_sub: argparse._SubParsersAction) -> None:
     net = pxe_sub.add_parser("network", help="embed network settings in an initrd image",
                              description="Embed NetworkManager keyfiles in an initrd image.")  # fmt: skip
     net_sub = net.add_subparsers(dest="network_command", metavar="COMMAND", required=True)
@@ -187,6 +195,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("initrd", nargs="?", metavar="INITRD", help="initrd image [default: stdin]")
     p.set_defaults(func=cmd_network_unwrap)
 
+
+def _register_customize(pxe_sub: argparse._SubParsersAction) -> None:
     p = pxe_sub.add_parser(
         "customize", help="create a custom live PXE boot config",
         description="Create a custom live PXE boot config: copy the CoreOS live initramfs and append an "
@@ -199,6 +209,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("initramfs", metavar="INITRAMFS", help="CoreOS live initramfs image")
     p.set_defaults(func=cmd_customize)
 
+
+def _register_bundle(pxe_sub: argparse._SubParsersAction) -> None:
     p = pxe_sub.add_parser(
         "bundle", help="build a netboot bundle (iPXE, PXELINUX, GRUB, DHCP snippets) from local files",
         description="Build <OUTPUT>/<name>-pxe/ (+ <name>-pxe.tar) from a live kernel, initramfs and rootfs "
