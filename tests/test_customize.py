@@ -244,6 +244,28 @@ def test_live_ignition_warning_reported() -> None:
     assert not result.runs_installer
 
 
+def test_wrong_types_are_worded_like_serde() -> None:
+    """ignition-config-rs names structs by their serde rename (the schema's names)."""
+    cases = {
+        b'"storage":{"files":["x"]}': '$.storage.files.0: invalid type: string "x", expected struct file',
+        b'"storage":1': "$.storage: invalid type: integer `1`, expected struct storage",
+        b'"passwd":{"users":[[]]}': "$.passwd.users.0: invalid type: sequence, expected struct user",
+        b'"ignition":{"version":"3.3.0","security":{"tls":true}}': (
+            "$.ignition.security.tls: invalid type: boolean `true`, expected struct SecurityTls"
+        ),
+        b'"storage":{"files":[{"path":"/a","mode":1.5}]}': (
+            "$.storage.files.0.mode: invalid type: floating point `1.5`, expected i64"
+        ),
+    }
+    for body, message in cases.items():
+        data = b'{"ignition":{"version":"3.3.0"},' + body + b"}"
+        if body.startswith(b'"ignition"'):
+            data = b"{" + body + b"}"
+        with pytest.raises(IgnitionConfigError) as e:
+            parse_config(data)
+        assert str(e.value) == message
+
+
 @pytest.mark.parametrize(
     ("data", "why"),
     [

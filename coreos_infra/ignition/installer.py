@@ -22,6 +22,11 @@ from coreos_infra.ignition.types import BOOL, INT, STR, SUPPORTED_VERSIONS, List
 GENERATED_VERSION = "3.3.0"
 _SEMVER = re.compile(r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?")
 _EXPECTED = {STR: "a string", BOOL: "a boolean", INT: "i64"}
+# serde names a struct by its ``#[serde(rename)]`` in ignition-config-rs: the schema's name, which is the
+# table's type name with a lower-case first letter except for these
+_SERDE_NAMES = {"Config": "Config", "IgnitionConfig": "ignition-config", "TLS": "SecurityTls",
+                "HTTPHeader": "HttpHeadersItem", "NodeUser": "NodeUser", "NodeGroup": "NodeGroup",
+                "PasswdUser": "user", "PasswdGroup": "group", "ConfigRef": "resource"}  # fmt: skip
 
 __all__ = [
     "GENERATED_VERSION",
@@ -72,6 +77,10 @@ def _describe(v: Any) -> str:
     return "map"
 
 
+def _struct_name(type_name: str) -> str:
+    return _SERDE_NAMES.get(type_name, type_name[:1].lower() + type_name[1:])
+
+
 def _message(p: Problem) -> str:
     where = format_path(p.path)
     if p.what == MISSING:
@@ -83,7 +92,7 @@ def _message(p: Problem) -> str:
     if isinstance(p.expected, ListOf):
         expected = "a sequence"
     else:
-        expected = _EXPECTED.get(p.expected) or f"struct {p.expected}"
+        expected = _EXPECTED.get(p.expected) or f"struct {_struct_name(p.expected)}"
     return f"{where}: invalid type: {_describe(p.value)}, expected {expected}"
 
 
