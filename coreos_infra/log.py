@@ -15,9 +15,22 @@ from typing import Any
 LOG = logging.getLogger("coreos_infra")
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is when a record is emitted, not to the stream of the moment the
+    handler was made (an entry point called in-process, as tests do, must not keep a closed stream)."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
 def setup_logging(*, debug: bool = False) -> None:
     """Configure the root library logger once, from an entry point (never from library code)."""
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.setFormatter(logging.Formatter("%(message)s"))
     LOG.handlers[:] = [handler]
     LOG.setLevel(logging.DEBUG if debug else logging.INFO)

@@ -74,6 +74,10 @@ HOST_ARCHES = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64", "arm
 SERIAL_CONSOLE = {"x86_64": "ttyS0,115200n8", "aarch64": "ttyAMA0,115200n8"}
 
 
+class EmulatorCrash(CoreosInfraError):
+    """QEMU itself died from a signal (SIGSEGV/SIGABRT in TCG): a host-side fault, not a guest failure."""
+
+
 class BootError(CoreosInfraError):
     """A VM did not reach its success marker; ``log`` holds the serial output so far."""
 
@@ -350,6 +354,8 @@ def _wait_for(console: _Console, until: Sequence[str], timeout: float, start: fl
                 return f"marker:{marker}"
         if not alive:
             rc = console.proc.wait()
+            if rc < 0:
+                raise EmulatorCrash(f"QEMU was killed by signal {-rc}: {' '.join(argv)}")
             if rc != 0:
                 raise BootError(f"QEMU exited with code {rc}: {' '.join(argv)}", text)
             return "exit:0"
@@ -364,19 +370,33 @@ def running(
     until: Sequence[str] = DEFAULT_UNTIL,
     timeout: float = 180.0,
     log_path: Path | None = None,
+    crash_retries: int = 1,
 ) -> Iterator[BootLog]:
-    """Start ``vm``, wait for a marker, yield the log so far; QEMU is stopped when the block exits."""
-    with tempfile.TemporaryDirectory(prefix="coreos-infra-vm-") as tmp:
-        argv = qemu_command(vm, Path(tmp))
-        LOG.debug("booting: %s", " ".join(argv))
-        start = time.monotonic()
-        with spawn(argv) as proc:
-            console = _Console(proc, log_path)
-            try:
-                reason = _wait_for(console, until, timeout, start, argv)
-                yield BootLog(console.text, reason, time.monotonic() - start, argv)
-            finally:
-                console.close()
+    """Start ``vm``, wait for a marker, yield the log so far; QEMU is stopped when the block exits.
+
+    If QEMU itself is killed by a signal before the marker (seen under TCG on a loaded host: SIGSEGV a
+    second into the guest kernel), the boot is started again from scratch, at most ``crash_retries``
+    times, with a warning; guest failures (patterns, non-zero exits, timeouts) are never retried.
+    """
+    for attempt in range(crash_retries + 1):
+        with tempfile.TemporaryDirectory(prefix="coreos-infra-vm-") as tmp:
+            argv = qemu_command(vm, Path(tmp))
+            LOG.debug("booting: %s", " ".join(argv))
+            start = time.monotonic()
+            with spawn(argv) as proc:
+                console = _Console(proc, log_path)
+                try:
+                    try:
+                        reason = _wait_for(console, until, timeout, start, argv)
+                    except EmulatorCrash as exc:
+                        if attempt == crash_retries:
+                            raise BootError(f"{exc} (after {attempt + 1} attempts)", console.text) from exc
+                        LOG.warning("%s; booting again (attempt %d)", exc, attempt + 2)
+                        continue
+                    yield BootLog(console.text, reason, time.monotonic() - start, argv)
+                    return
+                finally:
+                    console.close()
 
 
 def boot(

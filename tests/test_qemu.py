@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import time
@@ -174,6 +175,34 @@ def test_runner_fails_fast_on_a_failure_pattern() -> None:
             qemu._wait_for(qemu._Console(proc, None), ("FIXTURE-DONE",), 60, time.monotonic(), ["sh"])
 
 
+def _crashing_qemu(bindir: Path, crashes: int) -> None:
+    """Put a ``qemu-system-x86_64`` first on PATH that kills itself with SIGSEGV on its first ``crashes``
+    runs (as TCG QEMU did once in CI) and then runs the real QEMU with the same arguments."""
+    real = shutil.which("qemu-system-x86_64")
+    assert real is not None
+    bindir.mkdir()
+    count = bindir / "runs"
+    count.write_text("")
+    script = bindir / "qemu-system-x86_64"
+    script.write_text(
+        "#!/bin/sh\n"
+        f"echo run >> {count}\n"
+        f'if [ "$(wc -l < {count})" -le {crashes} ]; then echo "[ 0.1] ACPI: booting"; kill -SEGV $$; fi\n'
+        f'exec {real} "$@"\n'
+    )
+    script.chmod(0o755)
+
+
+def test_runner_gives_up_when_qemu_keeps_crashing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _crashing_qemu(tmp_path / "bin", crashes=5)
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:{os.environ['PATH']}")
+    vm = VmConfig(Machine("x86_64", "bios"), kernel=tmp_path / "none")
+    with pytest.raises(BootError, match=r"killed by signal 11: .*\(after 2 attempts\)") as err:
+        boot(vm, timeout=60)
+    assert "ACPI: booting" in err.value.log
+    assert (tmp_path / "bin" / "runs").read_text().count("run") == 2
+
+
 # ---------------------------------------------------------------- helpers to customize copies of the images
 
 
@@ -237,7 +266,12 @@ def customize_disk(src: Path, dest: Path, ign: bytes, tmp: Path, append_karg: st
 
 @pytest.mark.boot
 @pytest.mark.slow
-def test_pxe_set_direct_kernel_boot_applies_ignition(fixture_mirror: FixtureMirror, tmp_path: Path) -> None:
+def test_pxe_set_direct_kernel_boot_applies_ignition(
+    fixture_mirror: FixtureMirror, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # QEMU segfaults on the first attempt: the runner boots again and the test still passes.
+    _crashing_qemu(tmp_path / "bin", crashes=1)
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:{os.environ['PATH']}")
     vm = fixture_mirror.os["x86_64"].direct_boot(tmp_path, ignition=config("pxe-node"), live=True)
     log = boot(vm, timeout=TIMEOUT, log_path=tmp_path / "serial.log")
     r = parse_log(log.text)
@@ -245,6 +279,7 @@ def test_pxe_set_direct_kernel_boot_applies_ignition(fixture_mirror: FixtureMirr
     assert r.arch == "x86_64" and r.release.startswith(fixture_mirror.release)
     assert r.rootfs == {"source": "initrd", "stamp-match": "yes"}
     assert log.reason == "marker:FIXTURE-DONE"
+    assert (tmp_path / "bin" / "runs").read_text().count("run") == 2
 
 
 @pytest.mark.boot
