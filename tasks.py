@@ -8,13 +8,14 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from invoke import Context, Exit, task
 
 from coreos_infra.exits import exits_on_errors
 
 if TYPE_CHECKING:
+    from coreos_infra.nightly.job import JobResult
     from coreos_infra.pipeline import BuildOutcome
 
 PY = sys.executable
@@ -405,15 +406,12 @@ def demo(c: Context, targets: str = "usb,pxe,metal,rpi4", host: str = "dns1") ->
     from coreos_infra.log import setup_logging
     from coreos_infra.nightly.matrix import split_names
     from coreos_infra.paths import project_root
+    from coreos_infra.summary import nightly_item_line
 
     setup_logging()
     fixtures(c)
-
-    def done(r) -> None:  # type: ignore[no-untyped-def]
-        why = f" at {r.failed_step}: {r.error.splitlines()[0]}" if r.failed_step and r.error else ""
-        print(f"  {r.status:<7} {r.key:<32} {r.seconds:7.1f} s{why}", flush=True)
-
-    d = run_demo(DemoOptions(root=project_root(), targets=split_names(targets), host=host), on_result=done)
+    d = run_demo(DemoOptions(root=project_root(), targets=split_names(targets), host=host),
+                 on_result=lambda r: print(nightly_item_line(r), flush=True))  # fmt: skip
     n = d.job.summary.counts()
     counts = f"{n['passed']} passed, {n['failed']} failed, {n['skipped']} skipped"
     print(f"\nnightly: {counts}: {d.job.files.markdown}")
@@ -507,12 +505,20 @@ _NIGHTLY_HELP = {
 }
 
 
-def _step_summary():  # type: ignore[no-untyped-def]
+def _step_summary() -> Path | None:
+    """GitHub Actions' job summary file, when running there."""
     import os
-    from pathlib import Path
 
     path = os.environ.get("GITHUB_STEP_SUMMARY")
     return Path(path) if path else None
+
+
+def _print_nightly(result: JobResult) -> None:
+    from coreos_infra.summary import nightly_lines
+
+    print("\n".join(nightly_lines(result)))
+    if result.summary.failed:
+        raise Exit(code=1)
 
 
 @task(
@@ -555,21 +561,16 @@ def nightly(
     One failure does not stop the others; exit code 1 if any item failed. Reports: summary.json,
     summary.md and junit.xml in artifacts/nightly/ (and $GITHUB_STEP_SUMMARY on GitHub Actions).
     """
-    from pathlib import Path
-
     from coreos_infra.fetch import stream_base_url_default
     from coreos_infra.log import setup_logging
     from coreos_infra.nightly.job import NightlyJob, run_job
     from coreos_infra.nightly.matrix import split_names
     from coreos_infra.paths import artifacts_dir, cache_dir, project_root
     from coreos_infra.pipeline import Source, offline_source
+    from coreos_infra.summary import nightly_item_line
 
     setup_logging()
     root = project_root()
-
-    def done(r) -> None:  # type: ignore[no-untyped-def]
-        why = f" at {r.failed_step}: {r.error.splitlines()[0]}" if r.failed_step and r.error else ""
-        print(f"  {r.status:<7} {r.key:<32} {r.seconds:7.1f} s{why}", flush=True)
 
     job = NightlyJob(
         root=root,
@@ -582,21 +583,8 @@ def nightly(
         keep=keep, jobs=jobs, tester=tester, boot_timeout=boot_timeout, force=force,
         step_summary=_step_summary(),
     )  # fmt: skip
-    result = run_job(job, on_result=done)
+    result = run_job(job, on_result=lambda r: print(nightly_item_line(r), flush=True))
     _print_nightly(result)
-
-
-def _print_nightly(result) -> None:  # type: ignore[no-untyped-def]
-    s, n = result.summary, result.summary.counts()
-    print(f"{len(s.items)} items (shards {', '.join(s.shards)}): {n['passed']} passed, "
-          f"{n['failed']} failed, {n['skipped']} skipped: {result.files.markdown}")  # fmt: skip
-    for key in result.pruned:
-        print(f"  pruned {key}")
-    for r in result.summary.items:
-        if r.url:
-            print(f"  {r.key}: {r.url}")
-    if result.summary.failed:
-        raise Exit(code=1)
 
 
 @task(
@@ -614,8 +602,6 @@ def nightly_report(c: Context, summaries: str, out: str = "", store: str = "", e
 
     Example: invoke nightly-report "shards/*/summary.json" --store s3://bucket/images
     """
-    from pathlib import Path
-
     from coreos_infra.nightly.job import expand_summaries, merge_job
     from coreos_infra.paths import artifacts_dir, project_root
 
@@ -629,38 +615,6 @@ def nightly_report(c: Context, summaries: str, out: str = "", store: str = "", e
 
 
 # ---- publish
-
-
-class _store_errors:  # noqa: N801 - used like a function: `with _store_errors():`
-    """A CoreosInfraError or a failed file operation: one `Error:` line and exit code 1 (no traceback).
-
-    Self-contained (needs nothing else from this file), so it keeps working when the top of tasks.py changes.
-    """
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: object, e: BaseException | None, tb: object) -> Literal[False]:
-        from coreos_infra.errors import CoreosInfraError
-
-        if isinstance(e, CoreosInfraError):
-            print(f"Error: {e}", file=sys.stderr)
-            raise Exit(code=1) from None
-        if isinstance(e, OSError):
-            print(f"Error: {e.filename or ''}{': ' if e.filename else ''}{e.strerror or e}", file=sys.stderr)
-            raise Exit(code=1) from None
-        return False
-
-
-def _open_store(site: str, store: str, endpoint_url: str, create_bucket: bool = False):  # type: ignore[no-untyped-def]
-    from pathlib import Path
-
-    from coreos_infra.publish.publish import prepare_store
-    from coreos_infra.publish.settings import resolve
-
-    root = Path(__file__).resolve().parent
-    settings = resolve(root, site or "lab", store=store, endpoint_url=endpoint_url)
-    return prepare_store(settings, create_bucket=create_bucket)
 
 
 _STORE_HELP = {
@@ -686,6 +640,7 @@ _STORE_HELP = {
         "debug": "log every step",
     }
 )
+@exits_on_errors
 def publish(
     c: Context,
     site: str = "",
@@ -708,30 +663,16 @@ def publish(
     from coreos_infra.log import setup_logging
     from coreos_infra.publish.publish import PublishOptions
     from coreos_infra.publish.publish import publish as run_publish
+    from coreos_infra.summary import publish_lines
 
     setup_logging(debug=debug)
     opts = PublishOptions(
-        root=Path(__file__).resolve().parent, site=site or None, host=host or None, target=target or None,
+        root=ROOT, site=site or None, host=host or None, target=target or None,
         store=store or None, endpoint_url=endpoint_url or None, public_base_url=public_base_url or None,
         gnupg_home=gnupg_home or None, key_id=key_id or None, unsigned=unsigned, create_bucket=create_bucket,
         allow_secrets=allow_secrets, build_root=Path(build_dir) if build_dir else None,
     )  # fmt: skip
-    with _store_errors():
-        reports = run_publish(opts)
-    for r in reports:
-        mib = r.bytes_uploaded / (1 << 20)
-        counts = f"{len(r.uploaded)} object(s) uploaded ({mib:.1f} MiB), {len(r.unchanged)} unchanged"
-        print(f"published {len(r.builds)} build(s) of site {r.site} to {r.store}: {counts}")
-        for b in r.builds:
-            print(f"  {b.host}/{b.target}  build {b.build_id}")
-        for url in r.streams:
-            print(f"  stream   {url}")
-        if r.page:
-            print(f"  page     {r.page}")
-        if r.key_url:
-            print(f"  key      {r.key_url}")
-        if not r.signed:
-            print("  UNSIGNED: downloads need --allow-unsigned")
+    print("\n".join(publish_lines(run_publish(opts))))
 
 
 @task(
@@ -743,6 +684,7 @@ def publish(
         **_STORE_HELP,
     }
 )
+@exits_on_errors
 def prune(
     c: Context,
     keep: int = 3,
@@ -755,14 +697,14 @@ def prune(
     """Remove old builds from a store; never what an index or latest points to (indexes rewritten first)."""
     from coreos_infra.log import setup_logging
     from coreos_infra.publish.prune import prune as run_prune
+    from coreos_infra.publish.sitestore import open_site_store
 
     setup_logging()
-    with _store_errors():
-        st = _open_store(site, store, endpoint_url)
-        report = run_prune(
-            st, keep=keep, older_than_days=older_than if older_than >= 0 else None, site=site or None,
-            dry_run=dry_run,
-        )  # fmt: skip
+    st = open_site_store(ROOT, site, store, endpoint_url)
+    report = run_prune(
+        st, keep=keep, older_than_days=older_than if older_than >= 0 else None, site=site or None,
+        dry_run=dry_run,
+    )  # fmt: skip
     verb = "would remove" if dry_run else "removed"
     what = f"{len(report.removed_builds)} build(s) ({len(report.deleted_keys)} objects)"
     print(f"{verb} {what} from {st.url}; {report.kept_builds} kept")
@@ -780,6 +722,7 @@ def prune(
         **_STORE_HELP,
     }
 )
+@exits_on_errors
 def share(
     c: Context,
     site: str = "",
@@ -793,13 +736,13 @@ def share(
     """Print presigned URLs to a published build in a private S3 bucket."""
     from coreos_infra.publish.share import parse_duration
     from coreos_infra.publish.share import share as run_share
+    from coreos_infra.publish.sitestore import open_site_store
 
     if not (site and host and target):
         print("Error: --site, --host and --target are required", file=sys.stderr)
         raise Exit(code=2)
-    with _store_errors():
-        st = _open_store(site, store, endpoint_url)
-        urls = run_share(st, site, host, target, expires_s=parse_duration(expires), build=build)
+    st = open_site_store(ROOT, site, store, endpoint_url)
+    urls = run_share(st, site, host, target, expires_s=parse_duration(expires), build=build)
     for name, url in urls:
         print(f"{name}  {url}")
 
@@ -821,27 +764,9 @@ _FETCH_BUILD_HELP = {
 }
 
 
-def _download(site: str, host: str, target: str, build: str, store: str, endpoint_url: str, keyring: str,  # type: ignore[no-untyped-def]  # noqa: E501
-              allow_unsigned: bool, dest: str, names_of=None, verify_each: bool = False):  # fmt: skip
-    """Resolve and download (verified) a build; ``names_of(build)`` picks the files (default: all)."""
-    from pathlib import Path
-
-    from coreos_infra.paths import artifacts_dir
-    from coreos_infra.publish.download import download_build, keyring_for, resolve_build
-
-    root = Path(__file__).resolve().parent
-    st = _open_store(site, store, endpoint_url)
-    b = resolve_build(st, site, host, target, build or "latest")
-    with keyring_for(root, site, Path(keyring) if keyring else None) as trusted:
-        return download_build(
-            st, site, host, target, dest=Path(dest) if dest else artifacts_dir(root) / "download",
-            per_build_dir=not dest, keyring=trusted, allow_unsigned=allow_unsigned,
-            names=names_of(b) if names_of else None, resolved=b, verify_each=verify_each,
-        )  # fmt: skip
-
-
 @task(help={**_FETCH_BUILD_HELP, "dest": "directory for the files (default: "
             "artifacts/download/<site>/<host>/<target>/<build ID>/)"})  # fmt: skip
+@exits_on_errors
 def download(
     c: Context,
     site: str = "",
@@ -858,14 +783,15 @@ def download(
 ) -> None:
     """Download a published build: resumes, checks signatures and SHA-256 before a file gets its name."""
     from coreos_infra.log import setup_logging
+    from coreos_infra.publish.sitestore import download_site_build
 
     if not (site and host and target):
         print("Error: --site, --host and --target are required", file=sys.stderr)
         raise Exit(code=2)
     setup_logging(debug=debug)
-    with _store_errors():
-        got = _download(site, host, target, build, store, endpoint_url, keyring, allow_unsigned, dest,
-                        verify_each=verify_each)  # fmt: skip
+    got = download_site_build(ROOT, site, host, target, build=build, store=store, endpoint_url=endpoint_url,
+                              keyring=keyring, allow_unsigned=allow_unsigned, dest=dest,
+                              verify_each=verify_each)  # fmt: skip
     how = (
         "verified (signed SHA256SUMS" + (", each .sig" if verify_each else "") + ")"
         if got.signed
@@ -891,6 +817,7 @@ def _confirm(question: str) -> bool:
         "dest": "where the downloaded image is kept (default: artifacts/download/...)",
     }
 )
+@exits_on_errors
 def flash(
     c: Context,
     device: str = "",
@@ -910,8 +837,6 @@ def flash(
 ) -> None:
     """Write a verified image to a device: decompresses while writing, refuses mounted and system disks,
     asks first (unless --yes), syncs and reads back to compare."""
-    from pathlib import Path
-
     from coreos_infra.log import setup_logging
     from coreos_infra.publish.flash import flash_image, verify_local_image
 
@@ -919,24 +844,26 @@ def flash(
         print("Error: give --device and either --site/--host/--target or --image", file=sys.stderr)
         raise Exit(code=2)
     setup_logging(debug=debug)
-    root = Path(__file__).resolve().parent
-    with _store_errors():
-        expected = None
-        if image:
-            from contextlib import nullcontext
+    expected = None
+    if image:
+        from contextlib import nullcontext
 
-            from coreos_infra.publish.download import keyring_for
+        from coreos_infra.publish.download import keyring_for
 
-            given = Path(keyring) if keyring else None
-            with keyring_for(root, site, given) if site else nullcontext(given) as trusted:
-                verify_local_image(Path(image), keyring=trusted, allow_unsigned=allow_unsigned)
-            path = Path(image)
-        else:
-            got = _download(site, host, target, build, store, endpoint_url, keyring, allow_unsigned, dest,
-                            names_of=lambda b: [b.disk_image().name], verify_each=verify_each)  # fmt: skip
-            path = got.files[got.build.disk_image().name]
-            expected = got.uncompressed_sha256(path.name)
-        result = flash_image(path, Path(device), confirm=None if yes else _confirm, expected_sha256=expected)
+        given = Path(keyring) if keyring else None
+        with keyring_for(ROOT, site, given) if site else nullcontext(given) as trusted:
+            verify_local_image(Path(image), keyring=trusted, allow_unsigned=allow_unsigned)
+        path = Path(image)
+    else:
+        from coreos_infra.publish.sitestore import download_site_build
+
+        got = download_site_build(ROOT, site, host, target, build=build, store=store,
+                                  endpoint_url=endpoint_url, keyring=keyring, allow_unsigned=allow_unsigned,
+                                  dest=dest, names_of=lambda b: [b.disk_image().name],
+                                  verify_each=verify_each)  # fmt: skip
+        path = got.files[got.build.disk_image().name]
+        expected = got.uncompressed_sha256(path.name)
+    result = flash_image(path, Path(device), confirm=None if yes else _confirm, expected_sha256=expected)
     print(
         f"wrote {result.written} bytes of {path.name} to {device} and read them back: sha256 {result.sha256}"
     )

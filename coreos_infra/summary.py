@@ -7,7 +7,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from coreos_infra.fetch import FetchedArtifacts, Want
     from coreos_infra.fixtures import FixtureMirror
+    from coreos_infra.nightly.job import JobResult
+    from coreos_infra.nightly.runner import ItemResult
     from coreos_infra.pipeline import BuildOutcome
+    from coreos_infra.publish.publish import PublishReport
     from coreos_infra.qemu import BootLog, FixtureResult
     from coreos_infra.recipes import Rendered
     from coreos_infra.recipes.output import RenderFiles
@@ -77,4 +80,38 @@ def fixture_boot_lines(log: BootLog, r: FixtureResult) -> list[str]:
     lines += [f"  dir  {p} mode={m:04o} uid={u} gid={g}" for p, (m, u, g) in sorted(r.dirs.items())]
     lines += [f"  link {p} -> {t}" for p, t in sorted(r.links.items())]
     lines += [f"  user {u.name} uid={u.uid} groups={','.join(u.groups) or '-'}" for u in r.users.values()]
+    return lines
+
+
+def publish_lines(reports: list[PublishReport]) -> list[str]:
+    """What ``invoke publish`` did, per site: objects uploaded, builds, streams, page and key URLs."""
+    lines = []
+    for r in reports:
+        mib = r.bytes_uploaded / (1 << 20)
+        counts = f"{len(r.uploaded)} object(s) uploaded ({mib:.1f} MiB), {len(r.unchanged)} unchanged"
+        lines.append(f"published {len(r.builds)} build(s) of site {r.site} to {r.store}: {counts}")
+        lines += [f"  {b.host}/{b.target}  build {b.build_id}" for b in r.builds]
+        lines += [f"  stream   {url}" for url in r.streams]
+        if r.page:
+            lines.append(f"  page     {r.page}")
+        if r.key_url:
+            lines.append(f"  key      {r.key_url}")
+        if not r.signed:
+            lines.append("  UNSIGNED: downloads need --allow-unsigned")
+    return lines
+
+
+def nightly_item_line(r: ItemResult) -> str:
+    """One finished nightly item, printed as it completes."""
+    why = f" at {r.failed_step}: {r.error.splitlines()[0]}" if r.failed_step and r.error else ""
+    return f"  {r.status:<7} {r.key:<32} {r.seconds:7.1f} s{why}"
+
+
+def nightly_lines(result: JobResult) -> list[str]:
+    """The nightly's totals, what was pruned and where the passed builds were published."""
+    s, n = result.summary, result.summary.counts()
+    lines = [f"{len(s.items)} items (shards {', '.join(s.shards)}): {n['passed']} passed, "
+             f"{n['failed']} failed, {n['skipped']} skipped: {result.files.markdown}"]  # fmt: skip
+    lines += [f"  pruned {key}" for key in result.pruned]
+    lines += [f"  {r.key}: {r.url}" for r in s.items if r.url]
     return lines
