@@ -1,6 +1,6 @@
 """What an ``invoke`` task works on, from its command-line options: sources, hosts, build plans, fetch wants.
 
-The tasks in ``tasks.py`` only parse options and print; everything they decide lives here, typed and
+The tasks in ``tasks/`` only parse options and print; everything they decide lives here, typed and
 testable without Invoke.
 """
 

@@ -33,8 +33,7 @@ MARKERS = {  # a temporary file that exists only in the middle of the build
 def project(tmp_path_factory: pytest.TempPathFactory, fixture_mirror: FixtureMirror) -> Path:
     """A copy of the project (outputs in its artifacts/); its verified-base cache is shared by the tests."""
     proj = tmp_path_factory.mktemp("project")
-    shutil.copy2(ROOT / "tasks.py", proj / "tasks.py")
-    for d in ("recipes", "overlays"):
+    for d in ("tasks", "recipes", "overlays"):
         shutil.copytree(ROOT / d, proj / d)
     return proj
 

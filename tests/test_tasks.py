@@ -14,11 +14,20 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _tasks() -> dict[str, Task]:  # type: ignore[type-arg]
-    spec = importlib.util.spec_from_file_location("project_tasks", ROOT / "tasks.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return {name: obj for name, obj in vars(module).items() if isinstance(obj, Task)}
+    """Every task of the project's ``tasks`` package (each module's tasks, as the collection has them)."""
+    sys.path.insert(0, str(ROOT))
+    try:
+        package = importlib.import_module("tasks")
+        found = {}
+        for name in ("dev", "build", "boot", "nightly", "store"):
+            module = importlib.import_module(f"tasks.{name}")
+            found.update({n: obj for n, obj in vars(module).items() if isinstance(obj, Task)})
+    finally:
+        sys.path.remove(str(ROOT))
+    assert set(package.ns.tasks) == {t.name.replace("_", "-") for t in found.values()}, (
+        "a task is not collected"
+    )
+    return found
 
 
 def test_every_task_documents_every_option() -> None:
