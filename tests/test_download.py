@@ -21,9 +21,10 @@ from publish_testlib import ensure_builds, fake_build, invoke
 from coreos_infra import gpg
 from coreos_infra.errors import CoreosInfraError, VerificationError
 from coreos_infra.publish import layout
-from coreos_infra.publish.download import download_build, part_path, resolve_build
+from coreos_infra.publish.download import download_build, resolve_build
 from coreos_infra.publish.localstore import LocalStore
 from coreos_infra.publish.publish import PublishOptions, publish
+from coreos_infra.publish.rangefetch import part_path
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -19,9 +19,10 @@ from s3server import SECRET_KEY, S3Server
 
 from coreos_infra import gpg
 from coreos_infra.errors import VerificationError
-from coreos_infra.publish.download import _resume_point, download_build, part_path, resolve_build
+from coreos_infra.publish.download import download_build, resolve_build
 from coreos_infra.publish.index import read_site_index
 from coreos_infra.publish.publish import PublishOptions, publish
+from coreos_infra.publish.rangefetch import _resume_point, part_path
 from coreos_infra.publish.store import open_store
 
 s3server = s3fixtures.s3server

@@ -16,7 +16,8 @@ never only from the store itself:
    OpenPGP signature by the same key over a digest (SHA-256 with gpg's defaults) of the same bytes, so
    it adds no assurance, only a second, slower hash (gpgv hashes at a fraction of OpenSSL's speed).
    ``verify_each`` (``--verify-each``) checks it all the same: the bytes are fed to ``gpgv`` with the
-   file's ``.sig`` through a FIFO while they arrive (no second pass); the ``.sig`` is then kept too;
+   file's ``.sig`` through a pipe while they arrive (:class:`coreos_infra.gpg.StreamVerifier`, no second
+   pass); the ``.sig`` is then kept too;
 3. only when size, SHA-256 (and signature) all verified is the file renamed to its name (mode 0600 when
    the build carries secrets). A file that fails is deleted, partial data included: nothing unverified
    is kept. An interrupted download keeps its ``.part`` file; the next run continues from its size
@@ -30,8 +31,6 @@ The destination also gets ``meta.json`` (checked against SHA256SUMS) and ``SHA25
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import hashlib
 import json
 import logging
@@ -40,48 +39,25 @@ import re
 import stat
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, cast
+from typing import Any
 
 from coreos_infra import gpg
 from coreos_infra.errors import CoreosInfraError, VerificationError
-from coreos_infra.fsutil import CHUNK, atomic_output, write_atomic
-from coreos_infra.log import progress
+from coreos_infra.fsutil import CHUNK, write_atomic
 from coreos_infra.publish import index as idx
 from coreos_infra.publish import layout
+from coreos_infra.publish.rangefetch import DownloadError, FileEntry, fetch_file
 from coreos_infra.publish.store import Store
 from coreos_infra.safenames import safe_file_name
 
 LOG = logging.getLogger("coreos_infra.publish")
 
-STREAMS = 4  # parallel range GETs for a big file (like rclone's multi-thread streams)
-PARALLEL_MIN = 64 << 20  # files smaller than this are fetched in one stream
-JOURNAL_EVERY = 32 << 20  # how often the .part.done journal records the complete prefix
-RETRIES = 4  # extra attempts after a dropped connection, each resuming where the last one stopped
 MAX_SMALL = 16 << 20  # signatures, SHA256SUMS, meta.json, pointers
-F_SETPIPE_SZ = 1031
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _SUMS_LINE = re.compile(r"^([0-9a-fA-F]{64}) [ *](.+)$")
-
-
-class DownloadError(CoreosInfraError):
-    """The build cannot be resolved or downloaded."""
-
-
-@dataclass(frozen=True)
-class FileEntry:
-    """One file of a build, as the (untrusted) index describes it, after the name/key checks."""
-
-    name: str
-    key: str
-    size: int
-    sha256: str
-    signature: str | None
-    kind: str | None = None
-    uncompressed_sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -258,343 +234,6 @@ def parse_sums(data: bytes, source: str) -> dict[str, str]:
     return out
 
 
-# --- streaming gpgv ----------------------------------------------------------------------------------
-
-
-class _StreamVerifier:
-    """``gpgv`` over bytes as they arrive: it reads a FIFO that :meth:`feed` writes to."""
-
-    def __init__(self, signature: bytes, keyring: gpg.Keyring, what: str, workdir: Path) -> None:
-        self.fifo = workdir / f"gpgv-{os.getpid()}-{threading.get_ident()}-{time.monotonic_ns()}.fifo"
-        os.mkfifo(self.fifo, 0o600)
-        self.error: BaseException | None = None
-        self.check: gpg.SignatureCheck | None = None
-        self.fd: int | None = None
-        self.broken = False
-        self._thread = threading.Thread(target=self._run, args=(signature, keyring, what), daemon=True)
-        self._thread.start()
-
-    def _run(self, signature: bytes, keyring: gpg.Keyring, what: str) -> None:
-        try:
-            self.check = gpg.verify_detached(self.fifo, signature, keyring, what=what)
-        except BaseException as e:  # reported by finish()
-            self.error = e
-
-    def _open(self) -> None:
-        while self.fd is None and not self.broken:
-            try:
-                self.fd = os.open(self.fifo, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-            except OSError as e:
-                if e.errno != errno.ENXIO:  # ENXIO: gpgv has not opened it yet
-                    raise
-                if not self._thread.is_alive():
-                    self.broken = True  # gpgv ended before reading (a malformed .sig)
-                    return
-                time.sleep(0.002)
-        if self.fd is not None:
-            fcntl.fcntl(self.fd, fcntl.F_SETFL, fcntl.fcntl(self.fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
-            with contextlib.suppress(OSError):
-                fcntl.fcntl(self.fd, F_SETPIPE_SZ, 1 << 20)
-
-    def feed(self, data: bytes | memoryview) -> None:
-        if self.fd is None:
-            self._open()
-        if self.broken or self.fd is None:
-            return
-        view = memoryview(data)
-        try:
-            while view:
-                view = view[os.write(self.fd, view) :]
-        except BrokenPipeError:
-            self.broken = True  # gpgv stopped reading; finish() reports why
-
-    def _close(self) -> None:
-        if self.fd is None and not self.broken:
-            self._open()  # let a gpgv that waits in open() see the end of the data
-        if self.fd is not None:
-            with contextlib.suppress(OSError):
-                os.close(self.fd)
-            self.fd = None
-        self._thread.join()
-        self.fifo.unlink(missing_ok=True)
-
-    def finish(self) -> gpg.SignatureCheck:
-        self._close()
-        if self.error is not None:
-            raise self.error
-        if self.check is None:
-            raise VerificationError(f"{self.fifo}: gpgv gave no result")
-        return self.check
-
-    def abort(self) -> None:
-        with contextlib.suppress(BaseException):
-            self._close()
-
-
-class _RangeDone(Exception):
-    """Raised from a range writer once its range is complete (stops the store's stream)."""
-
-
-class _Progress:
-    """How far each range got; the hasher waits on it."""
-
-    def __init__(self, starts: list[int], bar: Any) -> None:
-        self.pos = list(starts)
-        self.cond = threading.Condition()
-        self.bar = bar
-        self.stopped = False
-
-    def advance(self, k: int, pos: int, n: int) -> None:
-        with self.cond:
-            self.pos[k] = pos
-            self.bar.update(n)
-            self.cond.notify_all()
-
-    def stop(self) -> None:
-        with self.cond:
-            self.stopped = True
-            self.cond.notify_all()
-
-
-class _RangeWriter:
-    """What the store streams one range into: ``pwrite`` at the range's position, then stop."""
-
-    def __init__(self, fd: int, k: int, start: int, end: int, progress: _Progress) -> None:
-        self.fd, self.k, self.pos, self.end, self.progress = fd, k, start, end, progress
-
-    def write(self, chunk: bytes) -> int:
-        if self.progress.stopped:
-            raise _RangeDone  # another range failed: stop this stream too
-        view = memoryview(chunk)[: self.end - self.pos]
-        while view:
-            try:
-                n = os.pwrite(self.fd, view, self.pos)
-            except OSError as e:
-                if e.errno in (errno.ENOSPC, errno.EDQUOT):
-                    raise DownloadError("no space left on the device of the destination directory") from None
-                raise
-            view = view[n:]
-            self.pos += n
-            self.progress.advance(self.k, self.pos, n)
-        if self.pos >= self.end:
-            raise _RangeDone
-        return len(chunk)
-
-
-def _get_range(store: Store, key: str, w: _RangeWriter, errors: list[BaseException]) -> None:
-    """Fetch one range, retrying dropped connections from where they stopped; errors go to ``errors``."""
-    attempt = 0
-    try:
-        while w.pos < w.end and not w.progress.stopped:
-            start = w.pos
-            try:
-                store.read_to(key, cast(BinaryIO, w), offset=w.pos)
-            except _RangeDone:
-                return
-            except CoreosInfraError as e:
-                if "no object" in e.message:
-                    raise
-                attempt = 0 if w.pos > start else attempt + 1
-                if attempt > RETRIES:
-                    raise DownloadError(
-                        f"{key}: download failed after {RETRIES + 1} attempts at byte {w.pos}: {e.message}",
-                        hint="run the same command again: it resumes where it stopped",
-                    ) from None
-                LOG.warning("%s: %s; resuming at byte %d", key, e.message, w.pos)
-                time.sleep(min(0.5 * 2**attempt, 10))
-                continue
-            if w.pos < w.end:  # the stream ended early without an error
-                attempt += 1
-                if attempt > RETRIES:
-                    raise DownloadError(f"{key}: the store sent only {w.pos} of {w.end} bytes")
-    except BaseException as e:
-        errors.append(e)
-        w.progress.stop()
-
-
-def _digest(fd: int, size: int, ranges: list[tuple[int, int]], progress: _Progress,
-            verifier: _StreamVerifier | None, journal: Path, out: dict[str, Any]) -> None:  # fmt: skip
-    """SHA-256 (and gpgv) over the file in order, reading each byte as soon as its range wrote it.
-
-    ``journal`` records how far the file is complete (and synced) from its start, for a later run.
-    """
-    hasher = hashlib.sha256()
-    pos = 0
-    mark = 0
-    try:
-        for k, (_start, end) in enumerate(ranges):
-            while pos < end:
-                with progress.cond:
-                    while progress.pos[k] <= pos and not progress.stopped:
-                        progress.cond.wait()
-                    avail = progress.pos[k]
-                    if progress.stopped and avail <= pos:
-                        return
-                while pos < avail:
-                    chunk = os.pread(fd, min(CHUNK, avail - pos), pos)
-                    if not chunk:
-                        raise DownloadError(f"{journal}: the partial file shrank")
-                    hasher.update(chunk)
-                    if verifier is not None:
-                        verifier.feed(chunk)
-                    pos += len(chunk)
-                if pos - mark >= JOURNAL_EVERY:
-                    # Durable before it is recorded; this also starts the writeback early, so the
-                    # final fsync has little left to do.
-                    os.fdatasync(fd)
-                    with atomic_output(journal, durable=False) as j:
-                        j.write(str(pos).encode())
-                    mark = pos
-        out["sha256"] = hasher.hexdigest()
-    except BaseException as e:
-        out["error"] = e
-        progress.stop()
-    finally:
-        out["pos"] = pos
-
-
-def part_path(dest: Path, f: FileEntry) -> Path:
-    return dest / f".{f.name}.{f.sha256[:16]}.part"
-
-
-def journal_path(part: Path) -> Path:
-    return part.with_name(part.name + ".done")
-
-
-def _resume_point(part: Path, size: int) -> int:
-    """Bytes of ``part`` known complete: what the journal recorded (bounded by the file), else its size."""
-    try:
-        have = part.stat().st_size
-    except FileNotFoundError:
-        return 0
-    journal = journal_path(part)
-    if journal.exists():
-        try:
-            have = min(have, int(journal.read_text().strip() or 0))
-        except (OSError, ValueError):
-            have = 0
-    return have if have <= size else 0
-
-
-def _split(have: int, size: int) -> list[tuple[int, int]]:
-    """The ranges still to fetch: one, or ``STREAMS`` parallel ones for a big remainder."""
-    left = size - have
-    n = STREAMS if left >= PARALLEL_MIN else 1
-    step = -(-left // n)
-    return [
-        (have + i * step, min(size, have + (i + 1) * step)) for i in range(n) if have + i * step < size
-    ] or [(have, size)]
-
-
-def _fetch_file(
-    store: Store,
-    f: FileEntry,
-    dest: Path,
-    *,
-    signature: bytes | None,
-    keyring: gpg.Keyring | None,
-    mode: int,
-    show_progress: bool,
-    result: Downloaded,
-    before_rename: Callable[[], None] | None = None,
-) -> Path:
-    """Download, verify and rename one file; see the module docstring.
-
-    ``before_rename`` runs once the file verified, before it gets its name (the SHA256SUMS signature
-    check that ran meanwhile); it raises to refuse the file.
-    """
-    final = dest / f.name
-    info = store.head(f.key)
-    if info is None:
-        raise DownloadError(f"{store.url}: the index lists {f.key}, which is not in the store")
-    if info.size != f.size:
-        raise VerificationError(f"{f.key}: the store has {info.size} bytes, the index says {f.size}")
-    if info.sha256 is not None and info.sha256.lower() != f.sha256:
-        raise VerificationError(
-            f"{f.key}: the store's metadata says SHA-256 {info.sha256}, the index {f.sha256}"
-        )
-    part = part_path(dest, f)
-    journal = journal_path(part)
-    have = _resume_point(part, f.size)
-    fd = os.open(part, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
-    ok = False
-    verifier: _StreamVerifier | None = None
-    try:
-        os.ftruncate(fd, have)
-        with atomic_output(journal, durable=False) as j:
-            j.write(str(have).encode())
-        if have:
-            LOG.info("%s: resuming at byte %d of %d", f.name, have, f.size)
-            result.resumed[f.name] = have
-        if signature is not None and keyring is not None:
-            verifier = _StreamVerifier(signature, keyring, f.name, dest)
-        ranges = [(0, have), *_split(have, f.size)] if have else _split(have, f.size)
-        with progress(f.size if show_progress else None, f.name) as bar:
-            starts = [e if (have and k == 0) else s for k, (s, e) in enumerate(ranges)]
-            prog = _Progress(starts, bar)
-            bar.update(have)
-            errors: list[BaseException] = []
-            out: dict[str, Any] = {}
-            args = (fd, f.size, ranges, prog, verifier, journal, out)
-            hasher = threading.Thread(target=_digest, args=args, daemon=True)
-            hasher.start()
-            workers = [
-                threading.Thread(
-                    target=_get_range,
-                    args=(store, f.key, _RangeWriter(fd, k, s, e, prog), errors),
-                    daemon=True,
-                )  # fmt: skip
-                for k, (s, e) in enumerate(ranges)
-                if not (have and k == 0)
-            ]
-            try:
-                for w in workers:
-                    w.start()
-                for w in workers:
-                    w.join()
-            finally:
-                if errors or any(w.is_alive() for w in workers):
-                    prog.stop()
-                hasher.join()
-        pos = int(out.get("pos", 0))
-        with atomic_output(journal, durable=False) as j:
-            j.write(str(pos).encode())
-        if errors:
-            raise errors[0]
-        if "error" in out:
-            raise out["error"]
-        digest = out.get("sha256")
-        if pos != f.size or digest is None:
-            raise DownloadError(f"{f.key}: got {pos} of {f.size} bytes")
-        if digest != f.sha256:
-            raise VerificationError(
-                f"{f.key}: SHA-256 mismatch: downloaded {f.size} bytes hashing to {digest}, "
-                f"the signed checksums say {f.sha256}; the object in the store is corrupt or tampered with"
-            )
-        if verifier is not None:
-            verifier.finish()
-            verifier = None
-        if before_rename is not None:
-            before_rename()
-        os.fsync(fd)
-        os.fchmod(fd, mode)
-        ok = True
-    except VerificationError:
-        part.unlink(missing_ok=True)  # a verified mismatch: nothing of it is kept, not even for resuming
-        journal.unlink(missing_ok=True)
-        raise
-    finally:
-        os.close(fd)
-        if verifier is not None:
-            verifier.abort()
-        if not ok and part.exists() and part.stat().st_size == 0:
-            part.unlink()
-            journal.unlink(missing_ok=True)
-    os.replace(part, final)
-    journal.unlink(missing_ok=True)
-    return final
-
-
 def _reuse(path: Path, f: FileEntry, signature: bytes | None, keyring: gpg.Keyring | None) -> bool:
     """An already downloaded file of the right size and SHA-256 (and signature) is kept as it is."""
     try:
@@ -745,8 +384,12 @@ def download_build(
                 signatures[f.name] = _small(store, f.signature) if trusted is not None else None
 
         def fetch(f: FileEntry, sig: bytes | None) -> Path:
-            return _fetch_file(store, f, dest, signature=sig, keyring=trusted, mode=mode, result=result,
-                               show_progress=show_progress, before_rename=gate.wait)  # fmt: skip
+            def resumed(at: int) -> None:
+                result.resumed[f.name] = at
+
+            return fetch_file(store, f, dest, signature=sig, keyring=trusted, mode=mode,
+                              show_progress=show_progress, before_rename=gate.wait,
+                              on_resume=resumed)  # fmt: skip
 
         try:
             for f in wanted:

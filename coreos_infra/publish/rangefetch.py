@@ -1,0 +1,317 @@
+"""One file of a published build, fetched from a store in parallel ranges and verified as it arrives.
+
+A big file is split into ``STREAMS`` ranges fetched side by side (``pwrite`` at each range's position, like
+rclone's multi-thread streams); one more thread hashes the file in order as soon as each byte is there
+(and feeds ``gpgv`` for ``--verify-each``), so nothing reads the file a second time. The partial file is
+``.<name>.<sha256 prefix>.part`` with a ``.done`` journal of the complete prefix, so an interrupted run
+resumes; a verified mismatch deletes both. See :mod:`coreos_infra.publish.download` for the whole proof.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO, cast
+
+from coreos_infra import gpg
+from coreos_infra.errors import CoreosInfraError, VerificationError
+from coreos_infra.fsutil import CHUNK, atomic_output
+from coreos_infra.log import progress
+from coreos_infra.publish.store import Store
+
+LOG = logging.getLogger("coreos_infra.publish")
+
+STREAMS = 4  # parallel range GETs for a big file (like rclone's multi-thread streams)
+PARALLEL_MIN = 64 << 20  # files smaller than this are fetched in one stream
+JOURNAL_EVERY = 32 << 20  # how often the .part.done journal records the complete prefix
+RETRIES = 4  # extra attempts after a dropped connection, each resuming where the last one stopped
+
+
+class DownloadError(CoreosInfraError):
+    """The build cannot be resolved or downloaded."""
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """One file of a build, as the (untrusted) index describes it, after the name/key checks."""
+
+    name: str
+    key: str
+    size: int
+    sha256: str
+    signature: str | None
+    kind: str | None = None
+    uncompressed_sha256: str | None = None
+
+
+class _RangeDone(Exception):
+    """Raised from a range writer once its range is complete (stops the store's stream)."""
+
+
+class _Progress:
+    """How far each range got; the hasher waits on it."""
+
+    def __init__(self, starts: list[int], bar: Any) -> None:
+        self.pos = list(starts)
+        self.cond = threading.Condition()
+        self.bar = bar
+        self.stopped = False
+
+    def advance(self, k: int, pos: int, n: int) -> None:
+        with self.cond:
+            self.pos[k] = pos
+            self.bar.update(n)
+            self.cond.notify_all()
+
+    def stop(self) -> None:
+        with self.cond:
+            self.stopped = True
+            self.cond.notify_all()
+
+
+class _RangeWriter:
+    """What the store streams one range into: ``pwrite`` at the range's position, then stop."""
+
+    def __init__(self, fd: int, k: int, start: int, end: int, progress: _Progress) -> None:
+        self.fd, self.k, self.pos, self.end, self.progress = fd, k, start, end, progress
+
+    def write(self, chunk: bytes) -> int:
+        if self.progress.stopped:
+            raise _RangeDone  # another range failed: stop this stream too
+        view = memoryview(chunk)[: self.end - self.pos]
+        while view:
+            try:
+                n = os.pwrite(self.fd, view, self.pos)
+            except OSError as e:
+                if e.errno in (errno.ENOSPC, errno.EDQUOT):
+                    raise DownloadError("no space left on the device of the destination directory") from None
+                raise
+            view = view[n:]
+            self.pos += n
+            self.progress.advance(self.k, self.pos, n)
+        if self.pos >= self.end:
+            raise _RangeDone
+        return len(chunk)
+
+
+def _get_range(store: Store, key: str, w: _RangeWriter, errors: list[BaseException]) -> None:
+    """Fetch one range, retrying dropped connections from where they stopped; errors go to ``errors``."""
+    attempt = 0
+    try:
+        while w.pos < w.end and not w.progress.stopped:
+            start = w.pos
+            try:
+                store.read_to(key, cast(BinaryIO, w), offset=w.pos)
+            except _RangeDone:
+                return
+            except CoreosInfraError as e:
+                if "no object" in e.message:
+                    raise
+                attempt = 0 if w.pos > start else attempt + 1
+                if attempt > RETRIES:
+                    raise DownloadError(
+                        f"{key}: download failed after {RETRIES + 1} attempts at byte {w.pos}: {e.message}",
+                        hint="run the same command again: it resumes where it stopped",
+                    ) from None
+                LOG.warning("%s: %s; resuming at byte %d", key, e.message, w.pos)
+                time.sleep(min(0.5 * 2**attempt, 10))
+                continue
+            if w.pos < w.end:  # the stream ended early without an error
+                attempt += 1
+                if attempt > RETRIES:
+                    raise DownloadError(f"{key}: the store sent only {w.pos} of {w.end} bytes")
+    except BaseException as e:
+        errors.append(e)
+        w.progress.stop()
+
+
+def _digest(fd: int, size: int, ranges: list[tuple[int, int]], progress: _Progress,
+            verifier: gpg.StreamVerifier | None, journal: Path, out: dict[str, Any]) -> None:  # fmt: skip
+    """SHA-256 (and gpgv) over the file in order, reading each byte as soon as its range wrote it.
+
+    ``journal`` records how far the file is complete (and synced) from its start, for a later run.
+    """
+    hasher = hashlib.sha256()
+    pos = 0
+    mark = 0
+    try:
+        for k, (_start, end) in enumerate(ranges):
+            while pos < end:
+                with progress.cond:
+                    while progress.pos[k] <= pos and not progress.stopped:
+                        progress.cond.wait()
+                    avail = progress.pos[k]
+                    if progress.stopped and avail <= pos:
+                        return
+                while pos < avail:
+                    chunk = os.pread(fd, min(CHUNK, avail - pos), pos)
+                    if not chunk:
+                        raise DownloadError(f"{journal}: the partial file shrank")
+                    hasher.update(chunk)
+                    if verifier is not None:
+                        verifier.update(chunk)
+                    pos += len(chunk)
+                if pos - mark >= JOURNAL_EVERY:
+                    # Durable before it is recorded; this also starts the writeback early, so the
+                    # final fsync has little left to do.
+                    os.fdatasync(fd)
+                    with atomic_output(journal, durable=False) as j:
+                        j.write(str(pos).encode())
+                    mark = pos
+        out["sha256"] = hasher.hexdigest()
+    except BaseException as e:
+        out["error"] = e
+        progress.stop()
+    finally:
+        out["pos"] = pos
+
+
+def part_path(dest: Path, f: FileEntry) -> Path:
+    return dest / f".{f.name}.{f.sha256[:16]}.part"
+
+
+def journal_path(part: Path) -> Path:
+    return part.with_name(part.name + ".done")
+
+
+def _resume_point(part: Path, size: int) -> int:
+    """Bytes of ``part`` known complete: what the journal recorded (bounded by the file), else its size."""
+    try:
+        have = part.stat().st_size
+    except FileNotFoundError:
+        return 0
+    journal = journal_path(part)
+    if journal.exists():
+        try:
+            have = min(have, int(journal.read_text().strip() or 0))
+        except (OSError, ValueError):
+            have = 0
+    return have if have <= size else 0
+
+
+def _split(have: int, size: int) -> list[tuple[int, int]]:
+    """The ranges still to fetch: one, or ``STREAMS`` parallel ones for a big remainder."""
+    left = size - have
+    n = STREAMS if left >= PARALLEL_MIN else 1
+    step = -(-left // n)
+    return [
+        (have + i * step, min(size, have + (i + 1) * step)) for i in range(n) if have + i * step < size
+    ] or [(have, size)]
+
+
+def fetch_file(
+    store: Store,
+    f: FileEntry,
+    dest: Path,
+    *,
+    signature: bytes | None,
+    keyring: gpg.Keyring | None,
+    mode: int,
+    show_progress: bool,
+    before_rename: Callable[[], None] | None = None,
+    on_resume: Callable[[int], None] | None = None,
+) -> Path:
+    """Download, verify and rename one file; return its path.
+
+    ``before_rename`` runs once the file verified, before it gets its name (the SHA256SUMS signature
+    check that ran meanwhile); it raises to refuse the file. ``on_resume(byte)`` is called when the
+    download continues a partial file from an earlier run.
+    """
+    final = dest / f.name
+    info = store.head(f.key)
+    if info is None:
+        raise DownloadError(f"{store.url}: the index lists {f.key}, which is not in the store")
+    if info.size != f.size:
+        raise VerificationError(f"{f.key}: the store has {info.size} bytes, the index says {f.size}")
+    if info.sha256 is not None and info.sha256.lower() != f.sha256:
+        raise VerificationError(
+            f"{f.key}: the store's metadata says SHA-256 {info.sha256}, the index {f.sha256}"
+        )
+    part = part_path(dest, f)
+    journal = journal_path(part)
+    have = _resume_point(part, f.size)
+    fd = os.open(part, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+    ok = False
+    verifier: gpg.StreamVerifier | None = None
+    try:
+        os.ftruncate(fd, have)
+        with atomic_output(journal, durable=False) as j:
+            j.write(str(have).encode())
+        if have:
+            LOG.info("%s: resuming at byte %d of %d", f.name, have, f.size)
+            if on_resume is not None:
+                on_resume(have)
+        if signature is not None and keyring is not None:
+            verifier = gpg.StreamVerifier(signature, keyring, what=f.name)
+        ranges = [(0, have), *_split(have, f.size)] if have else _split(have, f.size)
+        with progress(f.size if show_progress else None, f.name) as bar:
+            starts = [e if (have and k == 0) else s for k, (s, e) in enumerate(ranges)]
+            prog = _Progress(starts, bar)
+            bar.update(have)
+            errors: list[BaseException] = []
+            out: dict[str, Any] = {}
+            args = (fd, f.size, ranges, prog, verifier, journal, out)
+            hasher = threading.Thread(target=_digest, args=args, daemon=True)
+            hasher.start()
+            workers = [
+                threading.Thread(
+                    target=_get_range,
+                    args=(store, f.key, _RangeWriter(fd, k, s, e, prog), errors),
+                    daemon=True,
+                )  # fmt: skip
+                for k, (s, e) in enumerate(ranges)
+                if not (have and k == 0)
+            ]
+            try:
+                for w in workers:
+                    w.start()
+                for w in workers:
+                    w.join()
+            finally:
+                if errors or any(w.is_alive() for w in workers):
+                    prog.stop()
+                hasher.join()
+        pos = int(out.get("pos", 0))
+        with atomic_output(journal, durable=False) as j:
+            j.write(str(pos).encode())
+        if errors:
+            raise errors[0]
+        if "error" in out:
+            raise out["error"]
+        digest = out.get("sha256")
+        if pos != f.size or digest is None:
+            raise DownloadError(f"{f.key}: got {pos} of {f.size} bytes")
+        if digest != f.sha256:
+            raise VerificationError(
+                f"{f.key}: SHA-256 mismatch: downloaded {f.size} bytes hashing to {digest}, "
+                f"the signed checksums say {f.sha256}; the object in the store is corrupt or tampered with"
+            )
+        if verifier is not None:
+            verifier.finish()
+            verifier = None
+        if before_rename is not None:
+            before_rename()
+        os.fsync(fd)
+        os.fchmod(fd, mode)
+        ok = True
+    except VerificationError:
+        part.unlink(missing_ok=True)  # a verified mismatch: nothing of it is kept, not even for resuming
+        journal.unlink(missing_ok=True)
+        raise
+    finally:
+        os.close(fd)
+        if verifier is not None:
+            verifier.close()
+        if not ok and part.exists() and part.stat().st_size == 0:
+            part.unlink()
+            journal.unlink(missing_ok=True)
+    os.replace(part, final)
+    journal.unlink(missing_ok=True)
+    return final
