@@ -149,9 +149,10 @@ def _download_verified(
     """Download ``ref`` to ``tmp``, checking its SHA-256 and signature as the bytes stream."""
     with contextlib.ExitStack() as stack:
         observers: list[Observer] = []
-        verifier: gpg.StreamVerifier | None = None
+        verifier: gpg.Verifier | None = None
         if signature is not None:
-            verifier = stack.enter_context(gpg.StreamVerifier(signature, keyring, what=ref.name))
+            verifier = gpg.stream_verifier(signature, keyring, what=ref.name)
+            stack.callback(verifier.close)
             observers.append(verifier)
         LOG.info("downloading %s", ref.location)
         got = download(ref.location, tmp, expected_size=ref.size, options=options, description=ref.name,

@@ -4,6 +4,8 @@ Verification uses ``gpgv`` against a binary keyring that holds only the keys we 
 shipped in :mod:`coreos_infra.keys` (each checked against its pinned fingerprint) plus any keys the user
 adds for rotation. ``gpgv`` reads every byte of the file it checks, and we accept its answer only when
 every signature in the ``.sig`` is a good signature over a binary document by a trusted primary key.
+Streaming downloads use :func:`stream_verifier`: the same verdict from a :mod:`hashlib` digest
+(:mod:`coreos_infra.openpgp`) for the keys GnuPG lists as valid signers of the keyring, ``gpgv`` otherwise.
 
 The throwaway-key helpers (:func:`throwaway_key`, :func:`generate_key`, :func:`sign_detached`) make the
 signed test mirrors; each key lives in its own temporary ``GNUPGHOME`` whose agent is stopped afterwards.
@@ -20,29 +22,38 @@ import shutil
 import subprocess
 import tempfile
 import threading
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from coreos_infra import openpgp
 from coreos_infra.errors import CoreosInfraError, InputError, Location, VerificationError
 from coreos_infra.fsutil import signals_held, write_atomic
 from coreos_infra.keys import PinnedKey, pinned_keys
+from coreos_infra.log import LOG
 from coreos_infra.run import find_binary, run, spawn
 
 KEY_SUFFIXES = (".asc", ".gpg", ".pgp", ".pub", ".key")
 THROWAWAY_UID = "coreos-infra throwaway test key <throwaway@coreos-infra.invalid>"
 
 # gpgv status keywords that mean a signature is not acceptable, whatever else was printed.
+_UNUSABLE_VALIDITY = ("r", "e", "i", "d", "n")  # revoked, expired, invalid, disabled, never valid
 _BAD_STATUS = ("BADSIG", "ERRSIG", "NO_PUBKEY", "EXPSIG", "EXPKEYSIG", "REVKEYSIG", "BADARMOR", "NODATA")
 
 
 @dataclass(frozen=True)
 class Keyring:
-    """A binary OpenPGP keyring file for ``gpgv`` and the primary fingerprints it holds."""
+    """A binary OpenPGP keyring file for ``gpgv`` and the primary fingerprints it holds.
+
+    ``signers`` maps every (sub)key that GnuPG found valid for signing (self-signature or binding
+    checked, not expired or revoked) to its primary fingerprint: what :mod:`coreos_infra.openpgp` may
+    accept a signature from without ``gpgv``.
+    """
 
     path: Path
     fingerprints: frozenset[str]
+    signers: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -196,8 +207,36 @@ def build_keyring(
         if missing:
             raise VerificationError(f"pinned keys without a valid self-signature: {', '.join(missing)}")
         data = _gpg(home, "--export", *fprs) if fprs else b""
+        listing = _gpg(home, "--with-colons", "--fixed-list-mode", "--list-keys") if fprs else b""
     write_atomic(dest, data)
-    return Keyring(dest, frozenset(fprs))
+    signers = {k: v for k, v in _signing_keys(listing).items() if v in fprs}
+    return Keyring(dest, frozenset(fprs), signers)
+
+
+def _signing_keys(colons: bytes) -> dict[str, str]:
+    """Signing (sub)key fingerprint -> primary fingerprint, for the keys GnuPG lists as usable to sign.
+
+    A key counts when its validity is not revoked/expired/invalid/disabled, its own capabilities include
+    ``s``, and its primary key is not revoked/expired/invalid/disabled either.
+    """
+    out: dict[str, str] = {}
+    primary, primary_ok = "", False
+    pending: tuple[bool, bool] | None = None  # (is primary, usable to sign) of the key whose fpr comes next
+    for line in colons.decode(errors="replace").splitlines():
+        f = line.split(":")
+        if f[0] in ("pub", "sub") and len(f) > 11:
+            valid = f[1] not in _UNUSABLE_VALIDITY
+            if f[0] == "pub":
+                primary_ok = valid
+            pending = (f[0] == "pub", valid and "s" in f[11])
+        elif f[0] == "fpr" and pending is not None and len(f) > 9:
+            is_primary, usable = pending
+            if is_primary:
+                primary = f[9].upper()
+            if usable and primary_ok:
+                out[f[9].upper()] = primary
+            pending = None
+    return out
 
 
 def _dearmor_signature(data: bytes) -> bytes:
@@ -391,6 +430,56 @@ def _feed(pipe: IO[bytes], chunks: queue.Queue[bytes | None]) -> None:
                 broken = True  # gpgv gave up early (e.g. a bad signature packet); its status says why
     with contextlib.suppress(OSError, ValueError):
         pipe.close()
+
+
+class DigestStreamVerifier:
+    """:class:`StreamVerifier`'s interface over :class:`coreos_infra.openpgp.DigestVerifier` (no gpgv)."""
+
+    def __init__(self, inner: openpgp.DigestVerifier) -> None:
+        self.inner = inner
+
+    def update(self, data: bytes) -> None:
+        self.inner.update(data)
+
+    def restart(self) -> None:
+        self.inner.restart()
+
+    def finish(self) -> SignatureCheck:
+        primary, signing = self.inner.finish()
+        return SignatureCheck(primary, signing)
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> DigestStreamVerifier:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+Verifier = StreamVerifier | DigestStreamVerifier
+
+
+def stream_verifier(signature: bytes, keyring: Keyring, *, what: str) -> Verifier:
+    """A verifier to feed the bytes of a download as they arrive; ``finish()`` gives the verdict.
+
+    Signatures :mod:`coreos_infra.openpgp` can check (v4, RSA/Ed25519/ECDSA, by a signing key GnuPG
+    validated when the keyring was built) are checked over a :mod:`hashlib` digest; anything else by
+    ``gpgv`` reading the same bytes from a pipe. Both give the same verdicts (tests/test_openpgp.py).
+    """
+    _signature_count(signature, what)
+    if keyring.signers:
+        raw = (
+            _dearmor_signature(signature) if signature.lstrip().startswith(b"-----BEGIN PGP") else signature
+        )
+        try:
+            inner = openpgp.DigestVerifier(raw, keyring.path.read_bytes(), dict(keyring.signers), what=what)
+        except openpgp.Unsupported as e:
+            LOG.debug("%s: checking with gpgv (%s)", what, e)
+        else:
+            return DigestStreamVerifier(inner)
+    return StreamVerifier(signature, keyring, what=what)
 
 
 def _judge(stdout: bytes, stderr_bytes: bytes, returncode: int, count: int, keyring: Keyring,

@@ -4,8 +4,8 @@
 - :func:`download`: a big file to disk, with socket timeouts, retries with exponential backoff, resume
   with an HTTP ``Range`` request (guarded by ``If-Range``) after a dropped connection, a progress bar and
   a clear message when the disk is full. It hashes the bytes as they stream (SHA-256) and hands every
-  byte to any ``observers`` (e.g. a signature check reading from a pipe), so nothing reads the file a
-  second time.
+  byte to any ``observers`` (e.g. a signature check), in a thread beside the receiving one, and starts
+  the file's writeback early, so nothing reads the file a second time and the final fsync is short.
 
 Nothing here knows about streams, releases or the cache (:mod:`coreos_infra.stream`,
 :mod:`coreos_infra.cache` build on it).
@@ -19,9 +19,11 @@ import hashlib
 import http.client
 import logging
 import os
+import queue
 import shutil
 import socket
 import ssl
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -33,7 +35,7 @@ from typing import IO, Protocol
 
 from coreos_infra import __version__
 from coreos_infra.errors import CoreosInfraError, VerificationError
-from coreos_infra.fsutil import CHUNK
+from coreos_infra.fsutil import CHUNK, EarlyWriteback
 from coreos_infra.log import progress
 
 LOG = logging.getLogger("coreos_infra.fetch")
@@ -207,6 +209,62 @@ def _no_space(path: Path, needed: int | None) -> FetchError:
     )
 
 
+class _Digests:
+    """SHA-256 and the observers over the downloaded bytes, in a thread beside the one that receives them.
+
+    hashlib and the observers' hashing release the GIL, so on two cores hashing costs no wall time; the
+    queue keeps at most ``DEPTH`` chunks (a few MiB) in flight and keeps them in order.
+    """
+
+    DEPTH = 8
+
+    def __init__(self, observers: Sequence[Observer]) -> None:
+        self.observers = observers
+        self.hasher = hashlib.sha256()
+        self.error: BaseException | None = None
+        self._queue: queue.Queue[bytes | None] = queue.Queue(self.DEPTH)
+        self._thread = threading.Thread(target=self._run, name="download-digests", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (chunk := self._queue.get()) is not None:
+            try:
+                if self.error is None:
+                    self.hasher.update(chunk)
+                    for observer in self.observers:
+                        observer.update(chunk)
+            except BaseException as e:  # re-raised by the receiving thread
+                self.error = e
+            finally:
+                self._queue.task_done()
+        self._queue.task_done()
+
+    def _check(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def feed(self, chunk: bytes) -> None:
+        self._check()
+        self._queue.put(chunk)
+
+    def restart(self) -> None:
+        """Forget every byte so far (the download starts over from its first byte)."""
+        self._queue.join()
+        self._check()
+        self.hasher = hashlib.sha256()
+        for observer in self.observers:
+            observer.restart()
+
+    def hexdigest(self) -> str:
+        self._queue.join()
+        self._check()
+        return self.hasher.hexdigest()
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+
+
 def download(url: str, dest: Path, *, expected_size: int | None = None, options: FetchOptions | None = None,
              description: str | None = None, observers: Sequence[Observer] = ()) -> str:  # fmt: skip
     """Download ``url`` to ``dest`` (overwritten), resuming with Range after failures; return its SHA-256.
@@ -214,27 +272,30 @@ def download(url: str, dest: Path, *, expected_size: int | None = None, options:
     Every byte written to ``dest`` is also given to each of ``observers``, once, in file order.
     """
     options = options or FetchOptions()
-    hasher = hashlib.sha256()
 
-    def start_over() -> hashlib._Hash:
+    def start_over() -> None:
         out.seek(0)
         out.truncate()
-        for observer in observers:
-            observer.restart()
-        return hashlib.sha256()
+        digests.restart()
 
     have = 0
     validator: str | None = None
     total = expected_size
     attempt = 0
-    with open(dest, "wb") as out, progress(expected_size, description or Path(url).name) as bar:
+    digests = _Digests(observers)
+    with (
+        contextlib.closing(digests),
+        open(dest, "wb") as out,
+        EarlyWriteback(out.fileno()) as writeback,
+        progress(expected_size, description or Path(url).name) as bar,
+    ):
         while True:
             resp: _Response | None = None
             try:
                 resp = _open(url, offset=have, if_range=validator, timeout=options.timeout)
                 if have and resp.status == 200:
                     LOG.warning("%s: server restarted the download from the beginning", url)
-                    hasher = start_over()
+                    start_over()
                     bar.reset(total=total)
                     have = 0
                 validator = validator or resp.validator
@@ -256,9 +317,8 @@ def download(url: str, dest: Path, *, expected_size: int | None = None, options:
                         if e.errno in (errno.ENOSPC, errno.EDQUOT):
                             raise _no_space(dest, None if total is None else total - have) from None
                         raise
-                    hasher.update(chunk)
-                    for observer in observers:
-                        observer.update(chunk)
+                    writeback.wrote(len(chunk))
+                    digests.feed(chunk)
                     have += len(chunk)
                     bar.update(len(chunk))
                     if total is not None and have > total:
@@ -272,13 +332,13 @@ def download(url: str, dest: Path, *, expected_size: int | None = None, options:
                     if e.errno in (errno.ENOSPC, errno.EDQUOT):
                         raise _no_space(dest, None) from None
                     raise
-                return hasher.hexdigest()
+                return digests.hexdigest()
             except _NETWORK_ERRORS as e:
                 attempt += 1
                 if attempt > options.retries:
                     raise FetchError(f"{url}: download failed after {attempt} attempts: {e}") from None
                 if isinstance(e, _RangeRejected):
-                    hasher = start_over()
+                    start_over()
                     have = 0
                     validator = None
                     bar.reset(total=total)

@@ -133,7 +133,7 @@ def _get_range(store: Store, key: str, w: _RangeWriter, errors: list[BaseExcepti
 
 
 def _digest(fd: int, size: int, ranges: list[tuple[int, int]], progress: _Progress,
-            verifier: gpg.StreamVerifier | None, journal: Path, out: dict[str, Any]) -> None:  # fmt: skip
+            verifier: gpg.Verifier | None, journal: Path, out: dict[str, Any]) -> None:  # fmt: skip
     """SHA-256 (and gpgv) over the file in order, reading each byte as soon as its range wrote it.
 
     ``journal`` records how far the file is complete (and synced) from its start, for a later run.
@@ -239,7 +239,7 @@ def fetch_file(
     have = _resume_point(part, f.size)
     fd = os.open(part, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
     ok = False
-    verifier: gpg.StreamVerifier | None = None
+    verifier: gpg.Verifier | None = None
     try:
         os.ftruncate(fd, have)
         with atomic_output(journal, durable=False) as j:
@@ -249,7 +249,7 @@ def fetch_file(
             if on_resume is not None:
                 on_resume(have)
         if signature is not None and keyring is not None:
-            verifier = gpg.StreamVerifier(signature, keyring, what=f.name)
+            verifier = gpg.stream_verifier(signature, keyring, what=f.name)
         ranges = [(0, have), *_split(have, f.size)] if have else _split(have, f.size)
         with progress(f.size if show_progress else None, f.name) as bar:
             starts = [e if (have and k == 0) else s for k, (s, e) in enumerate(ranges)]

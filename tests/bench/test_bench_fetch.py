@@ -1,10 +1,12 @@
 """Fetch speed (``invoke bench``; marker ``bench``).
 
 Targets (issue 4; issue 11 item 15):
-- a cold fetch (download + SHA-256 + gpgv over every byte + cache insert) within 2x (goal 1.2x) of a plain
-  download of the same file from the same loopback server, measured in the same run. The bytes are
-  hashed and fed to gpgv as they stream: no second pass over the file. For scale the bench also prints
-  a plain download followed by ``gpgv`` over the file (the two-pass way);
+- a cold fetch (download + SHA-256 + OpenPGP signature over every byte + durable cache insert) within 2x
+  (goal 1.2x) of a plain download of the same file from the same loopback server, measured in the same
+  run, interleaved, best of 5. The bytes are hashed as they stream (the signature's digest with hashlib,
+  checked by :mod:`coreos_infra.openpgp`; gpgv only for what it does not support) and written back
+  to disk while they arrive: no second pass over the file. For scale the bench also prints a plain
+  download followed by ``gpgv`` over the file (the two-pass way);
 - a cache hit costs the same for a small and a big file (no re-hashing, no network): under 0.5 s.
 
 File size ``BENCH_FETCH_MIB`` (default 128 MiB, incompressible). Ratios are printed; run with ``-s``.
@@ -45,6 +47,22 @@ def _median(fn: Callable[[], None], runs: int = 3) -> float:
     return statistics.median(times)
 
 
+def _interleaved_min(fns: list[Callable[[], None]], rounds: int = 5) -> list[float]:
+    """Best time of each function over ``rounds`` rounds that run them in turn.
+
+    On a shared machine other jobs only ever add time, and taking turns gives both sides the same load:
+    the minimum of interleaved runs is the fairest estimate of each operation's own cost.
+    """
+    best = [float("inf")] * len(fns)
+    for _ in range(rounds):
+        for i, fn in enumerate(fns):
+            os.sync()
+            start = time.perf_counter()
+            fn()
+            best[i] = min(best[i], time.perf_counter() - start)
+    return best
+
+
 def test_bench_fetch(tmp_path: Path) -> None:
     with gpg.throwaway_key(tmp_path) as key:
         big = tmp_path / "files" / "big.iso"
@@ -65,6 +83,7 @@ def test_bench_fetch(tmp_path: Path) -> None:
         url = f"{server.url}/prod/streams/stable/builds/43.1/x86_64/big.iso"
 
         def plain() -> None:
+            (tmp_path / "plain").unlink(missing_ok=True)  # a new file, as the cache writes
             with urllib.request.urlopen(url) as resp, open(tmp_path / "plain", "wb") as out:
                 shutil.copyfileobj(resp, out, 1 << 20)
 
@@ -93,9 +112,7 @@ def test_bench_fetch(tmp_path: Path) -> None:
             plain()
             gpg.verify_detached(tmp_path / "plain", (sig / "big.iso.sig").read_bytes(), keyring)
 
-        t_plain = _median(plain)
-        t_cold = _median(cold)
-        t_two = _median(two_pass)
+        t_plain, t_cold, t_two = _interleaved_min([plain, cold, two_pass])
         t_hit_big = _median(hit("metal"), runs=5)
         t_hit_small = _median(hit("qemu"), runs=5)
     print(
