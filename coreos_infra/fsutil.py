@@ -110,6 +110,69 @@ def write_atomic(
         f.write(data)
 
 
+class StartedCopy:
+    """A copy of ``src`` into the temporary file of a new output ``dest``, started in a thread at once.
+
+    ``copy_file_range`` releases the GIL, so the kernel copies while the caller imports its modules and
+    parses the input (``iso customize -o`` costs what ``cp`` costs plus its patching, not plus Python's
+    start-up). :meth:`finish` waits and returns the temporary file to patch, :meth:`commit` gives it its
+    name exactly as :func:`atomic_output` does; leaving the ``with`` block without committing removes it.
+    """
+
+    def __init__(self, src: Path, dest: Path, *, overwrite: bool = False, mode: int = 0o644,
+                 durable: bool = False) -> None:  # fmt: skip
+        self._src = open(src, "rb")  # noqa: SIM115 - closed by commit()/discard()
+        try:
+            self._output = atomic_output(
+                dest, overwrite=overwrite, mode=mode, durable=durable, parents=False
+            )
+            self.file = self._output.__enter__()
+        except BaseException:
+            self._src.close()
+            raise
+        self._done = False
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._copy, name="started-copy", daemon=True)
+        self._thread.start()
+
+    def _copy(self) -> None:
+        try:
+            copy_file_fast(self._src, self.file)
+        except BaseException as e:  # re-raised by finish()
+            self._error = e
+
+    def finish(self) -> BinaryIO:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self.file
+
+    def commit(self) -> None:
+        self.finish()
+        self._done = True
+        try:
+            self._output.__exit__(None, None, None)
+        finally:
+            self._src.close()
+
+    def discard(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        self._thread.join()
+        reason = CoreosInfraError("output discarded")
+        try:
+            self._output.__exit__(type(reason), reason, None)
+        finally:
+            self._src.close()
+
+    def __enter__(self) -> StartedCopy:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.discard()
+
+
 class EarlyWriteback:
     """Starts a file's writeback while it is still being written, so that the final fsync has little left.
 

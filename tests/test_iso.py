@@ -688,3 +688,44 @@ def test_show_headers_and_extract_dir(iso_copy, tmp_path: Path) -> None:  # type
     ).read_bytes()
     r = cli("network", "extract", "-C", out, iso, ok=False)  # never overwrites
     assert b"installer-test.nmconnection" in r.stderr
+
+
+def test_customize_output_copy_starts_early_and_leaves_nothing_on_errors(  # type: ignore[no-untyped-def]
+    iso_copy, tmp_path: Path
+) -> None:
+    # ``customize -o`` starts copying before the ISO is parsed (fsutil.StartedCopy): same bytes as the
+    # other two output modes, and no file, not even a temporary one, when the command then fails.
+    iso = iso_copy("2023-07.x86_64")
+    three_ways(iso, tmp_path, "customize", "--dest-device", "/dev/sda", "--live-karg-append", "early=1")
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    failures = [
+        (["--dest-ignition", tmp_path / "missing.ign"], iso, b"missing.ign"),
+        (["--dest-device", "/dev/sda"], iso, b"already customized"),  # the in-place run above customized it
+        (["--dest-device", "/dev/sda"], iso_copy("synthetic"), b"Unrecognized CoreOS ISO image"),
+    ]
+    for args, src, message in failures:
+        r = cli("customize", *args, "-o", out_dir / "new.iso", src, ok=False)
+        assert message in r.stderr, r.stderr
+        assert list(out_dir.iterdir()) == [], f"{args}: left {list(out_dir.iterdir())}"
+
+
+def test_started_copy_commits_like_atomic_output(tmp_path: Path) -> None:
+    from coreos_infra.errors import CoreosInfraError
+    from coreos_infra.fsutil import StartedCopy
+
+    src = tmp_path / "src.bin"
+    src.write_bytes(os.urandom(3 << 20))
+    with StartedCopy(src, tmp_path / "a.bin") as copy:
+        f = copy.finish()
+        f.seek(10)
+        f.write(b"patched")
+        copy.commit()
+    want = bytearray(src.read_bytes())
+    want[10:17] = b"patched"
+    assert (tmp_path / "a.bin").read_bytes() == want and (tmp_path / "a.bin").stat().st_mode & 0o777 == 0o644
+    with StartedCopy(src, tmp_path / "b.bin"):
+        pass  # not committed: discarded
+    with pytest.raises(CoreosInfraError, match="refusing to overwrite"):
+        StartedCopy(src, tmp_path / "a.bin")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.bin", "src.bin"]

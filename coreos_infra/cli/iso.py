@@ -9,6 +9,7 @@ with identical bytes.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -231,22 +232,38 @@ def customize_options(args: argparse.Namespace) -> CustomizeOptions:
     )
 
 
-def _customize(args: argparse.Namespace) -> int:
-    from coreos_infra.live.iso.customize import customize_iso
-    from coreos_infra.live.iso.image import LiveIso
+def _start_copy(args: argparse.Namespace) -> contextlib.AbstractContextManager[Any]:
+    """With ``-o FILE``, begin copying the ISO there before the heavy imports and the parsing (see
+    :class:`coreos_infra.fsutil.StartedCopy`); when that cannot start, the normal path reports why."""
+    out = Path(args.output) if args.output and args.output != "-" else None
+    if out is None or out.exists() or out.is_symlink():
+        return contextlib.nullcontext()
+    from coreos_infra.errors import CoreosInfraError
+    from coreos_infra.fsutil import StartedCopy
 
-    opts = customize_options(args)
-    with LiveIso(args.input) as iso:
-        result = customize_iso(
-            iso,
-            opts,
-            live_karg_append=args.live_karg_append,
-            live_karg_delete=args.live_karg_delete,
-            live_karg_replace=args.live_karg_replace,
-            force=args.force,
-        )
-        _err(*result.warnings, *result.messages)
-        iso.save(args.output)
+    try:
+        return StartedCopy(Path(args.input), out)
+    except (OSError, CoreosInfraError):
+        return contextlib.nullcontext()
+
+
+def _customize(args: argparse.Namespace) -> int:
+    with _start_copy(args) as started:
+        from coreos_infra.live.iso.customize import customize_iso
+        from coreos_infra.live.iso.image import LiveIso
+
+        opts = customize_options(args)
+        with LiveIso(args.input) as iso:
+            result = customize_iso(
+                iso,
+                opts,
+                live_karg_append=args.live_karg_append,
+                live_karg_delete=args.live_karg_delete,
+                live_karg_replace=args.live_karg_replace,
+                force=args.force,
+            )
+            _err(*result.warnings, *result.messages)
+            iso.save(args.output, started=started)
     return 0
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from coreos_infra.errors import CoreosInfraError
-from coreos_infra.fsutil import CHUNK, atomic_output, copy_file_fast
+from coreos_infra.fsutil import CHUNK, StartedCopy, atomic_output, copy_file_fast
 from coreos_infra.live.customize import Features
 from coreos_infra.live.iso import embed, kargs
 from coreos_infra.live.iso.iso9660 import IsoFs
@@ -167,13 +167,23 @@ class LiveIso:
         overwrite: bool = False,
         mode: int = 0o644,
         durable: bool = False,
+        started: StartedCopy | None = None,
     ) -> None:
         """Write the result in place (None), to a new file (path) or to stdout (``"-"``).
 
         A new file never replaces an existing one unless ``overwrite`` (builds); it gets ``mode`` and is
         fsynced before the rename only if ``durable`` (``-o`` behaves like ``cp`` and coreos-installer).
+        ``started`` is a copy of this ISO to ``output`` begun earlier (:class:`StartedCopy`): only the
+        patching is left to do.
         """
-        if output is None:
+        if started is not None:
+            writes = self.pending_writes  # encodes while the kernel may still be copying
+            dst = started.finish()
+            for offset, data in writes.items():
+                dst.seek(offset)
+                dst.write(data)
+            started.commit()
+        elif output is None:
             self._save_in_place()
         elif str(output) == "-":
             self._save_stream(stdout if stdout is not None else sys.stdout.buffer)
