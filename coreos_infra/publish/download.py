@@ -300,6 +300,104 @@ def trusted_keyring(keyring: Path | None) -> Iterator[gpg.Keyring | None]:
         yield gpg.build_keyring(Path(tmp) / "trusted.gpg", pinned=[], extra=[Path(keyring)])
 
 
+@dataclass(frozen=True)
+class _Sums:
+    """The build's SHA256SUMS (and signature) as fetched, and the checksums it lists."""
+
+    data: bytes | None
+    signature: bytes | None
+    checked: dict[str, str]
+
+    def verify(self, trusted: gpg.Keyring | None, what: str) -> None:
+        if self.data is not None and self.signature is not None and trusted is not None:
+            with tempfile.TemporaryDirectory(prefix="coreos-infra-sums-") as tmp:
+                p = Path(tmp) / "SHA256SUMS"
+                p.write_bytes(self.data)
+                gpg.verify_detached(p, self.signature, trusted, what=what)
+
+
+def _require_trust(b: Build, keyring: Path | None, allow_unsigned: bool) -> None:
+    """Refuse an unsigned build or a missing keyring unless ``allow_unsigned``."""
+    who = f"{b.site}/{b.host}/{b.target}"
+    if b.sums_signature is None and not allow_unsigned:
+        raise VerificationError(
+            f"build {b.build_id} of {who} is not signed (no SHA256SUMS.sig)",
+            hint="pass --allow-unsigned to accept it (only its SHA-256 from the index is checked then)",
+        )
+    if keyring is None and not allow_unsigned:
+        raise VerificationError(
+            "no trusted keyring to verify the download with",
+            hint=f"pass --keyring with the site's public key (obtained out of band, e.g. {b.site}.asc from "
+            "the publisher; never only the copy in the same store) or set publish.keyring in the site file",
+        )
+    if keyring is None:
+        LOG.warning("no trusted keyring: NOT verifying signatures (--allow-unsigned)")
+
+
+def _wanted(b: Build, names: Sequence[str] | None) -> list[FileEntry]:
+    wanted = list(b.files) if names is None else [f for f in b.files if f.name in names]
+    if names is not None and len(wanted) != len(set(names)):
+        missing = sorted(set(names) - {f.name for f in b.files})
+        raise DownloadError(f"build {b.build_id} has no file(s) {', '.join(missing)}")
+    return wanted
+
+
+def _sums(store: Store, b: Build, wanted: list[FileEntry], signed: bool) -> _Sums:
+    """SHA256SUMS of the build; every wanted file's SHA-256 in the index must be the one it lists."""
+    data = _small(store, b.sums) if b.sums else None
+    sig = _small(store, b.sums_signature) if b.sums_signature else None
+    checked = parse_sums(data, f"{store.url}/{b.sums}") if data is not None else {}
+    for f in wanted:
+        if (signed or data is not None) and checked.get(f.name) != f.sha256:
+            listed = checked.get(f.name) or "nothing"
+            raise VerificationError(f"{f.key}: the index says SHA-256 {f.sha256}, SHA256SUMS says {listed}")
+    return _Sums(data, sig, checked)
+
+
+def _get_file(store: Store, f: FileEntry, dest: Path, sig: bytes | None, trusted: gpg.Keyring | None, *,
+              mode: int, show_progress: bool, gate: _Gate, result: Downloaded) -> None:  # fmt: skip
+    """One file into ``result``: kept if already there and verified, else downloaded (once more from
+    byte 0 when a partial file from an earlier run turns out to be what was wrong)."""
+    final = dest / f.name
+    if _reuse(final, f, sig, trusted):
+        gate.wait()
+        os.chmod(final, mode)
+        result.reused.append(f.name)
+        result.files[f.name] = final
+        return
+
+    def resumed(at: int) -> None:
+        result.resumed[f.name] = at
+
+    def fetch() -> Path:
+        return fetch_file(store, f, dest, signature=sig, keyring=trusted, mode=mode,
+                          show_progress=show_progress, before_rename=gate.wait,
+                          on_resume=resumed)  # fmt: skip
+
+    try:
+        result.files[f.name] = fetch()
+    except VerificationError as e:
+        if f.name not in result.resumed:
+            raise
+        gate.wait()  # a SHA256SUMS that does not verify is the error to report
+        LOG.warning("%s: %s; downloading it again from the start", f.name, e.message)
+        del result.resumed[f.name]
+        result.files[f.name] = fetch()
+
+
+def _write_extras(store: Store, b: Build, dest: Path, sums: _Sums, mode: int) -> None:
+    """meta.json (covered by SHA256SUMS: it has the uncompressed SHA-256 of images), SHA256SUMS(.sig)."""
+    if b.meta and sums.data is not None:
+        meta = _small(store, b.meta)
+        if hashlib.sha256(meta).hexdigest() != sums.checked.get("meta.json"):
+            raise VerificationError(f"{b.meta}: does not match SHA256SUMS")
+        write_atomic(dest / "meta.json", meta, mode=mode)
+    if sums.data is not None:
+        write_atomic(dest / "SHA256SUMS", sums.data)
+        if sums.signature is not None:
+            write_atomic(dest / "SHA256SUMS.sig", sums.signature)
+
+
 def download_build(
     store: Store,
     site: str,
@@ -322,110 +420,40 @@ def download_build(
     signature that is present is checked when a keyring is given. ``names`` limits the files fetched.
     ``per_build_dir`` puts the files in ``dest/<site>/<host>/<target>/<build ID>/``. ``resolved`` is a
     build :func:`resolve_build` already found (no second look-up). ``verify_each`` also checks every
-    file's own detached signature with gpgv (streamed while downloading).
+    file's own detached signature (streamed while downloading).
     """
     b = resolved or resolve_build(store, site, host, target, build)
-    signed = b.sums_signature is not None
-    if not signed and not allow_unsigned:
-        raise VerificationError(
-            f"build {b.build_id} of {site}/{host}/{target} is not signed (no SHA256SUMS.sig)",
-            hint="pass --allow-unsigned to accept it (only its SHA-256 from the index is checked then)",
-        )
-    if keyring is None and not allow_unsigned:
-        raise VerificationError(
-            "no trusted keyring to verify the download with",
-            hint=f"pass --keyring with the site's public key (obtained out of band, e.g. {site}.asc from "
-            "the publisher; never only the copy in the same store) or set publish.keyring in the site file",
-        )
-    if keyring is None:
-        LOG.warning("no trusted keyring: NOT verifying signatures (--allow-unsigned)")
-    wanted = list(b.files) if names is None else [f for f in b.files if f.name in names]
-    if names is not None and len(wanted) != len(set(names)):
-        missing = sorted(set(names) - {f.name for f in b.files})
-        raise DownloadError(f"build {b.build_id} has no file(s) {', '.join(missing)}")
-    dest = Path(dest)
-    if per_build_dir:
-        dest = dest / b.site / b.host / b.target / b.build_id
+    _require_trust(b, keyring, allow_unsigned)
+    wanted = _wanted(b, names)
+    dest = Path(dest) / b.site / b.host / b.target / b.build_id if per_build_dir else Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     mode = 0o600 if b.contains_secrets else 0o644
-    result = Downloaded(b, dest, signed=signed and keyring is not None)
-    sums_data = _small(store, b.sums) if b.sums else None
-    sums_sig = _small(store, b.sums_signature) if b.sums_signature else None
-    checked = parse_sums(sums_data, f"{store.url}/{b.sums}") if sums_data is not None else {}
-    for f in wanted:
-        if (result.signed or sums_data is not None) and checked.get(f.name) != f.sha256:
-            raise VerificationError(
-                f"{f.key}: the index says SHA-256 {f.sha256}, "
-                f"SHA256SUMS says {checked.get(f.name) or 'nothing'}"
-            )
-
-    def check_sums(trusted: gpg.Keyring | None) -> None:
-        if sums_data is not None and sums_sig is not None and trusted is not None:
-            with tempfile.TemporaryDirectory(prefix="coreos-infra-sums-") as tmp:
-                p = Path(tmp) / "SHA256SUMS"
-                p.write_bytes(sums_data)
-                gpg.verify_detached(p, sums_sig, trusted, what=f"{b.sums}")
-
+    result = Downloaded(b, dest, signed=b.sums_signature is not None and keyring is not None)
+    sums = _sums(store, b, wanted, result.signed)
     with contextlib.ExitStack() as stack:
         if verify_each:  # the keyring is needed while downloading: build it and check SHA256SUMS first
             trusted = stack.enter_context(trusted_keyring(keyring))
-            check_sums(trusted)
+            sums.verify(trusted, f"{b.sums}")
             gate = _Gate(None)
         else:  # the keyring and the SHA256SUMS signature are checked while the files download
             trusted = None
-            gate = _Gate(lambda: _with_keyring(keyring, check_sums))
+            gate = _Gate(lambda: _with_keyring(keyring, lambda kr: sums.verify(kr, f"{b.sums}")))
         signatures: dict[str, bytes | None] = {}
         for f in wanted:
-            if f.signature is None:
-                if result.signed:
-                    raise VerificationError(f"{f.key}: the build is signed but this file has no signature")
-                signatures[f.name] = None
-            else:
-                signatures[f.name] = _small(store, f.signature) if trusted is not None else None
-
-        def fetch(f: FileEntry, sig: bytes | None) -> Path:
-            def resumed(at: int) -> None:
-                result.resumed[f.name] = at
-
-            return fetch_file(store, f, dest, signature=sig, keyring=trusted, mode=mode,
-                              show_progress=show_progress, before_rename=gate.wait,
-                              on_resume=resumed)  # fmt: skip
-
+            if f.signature is None and result.signed:
+                raise VerificationError(f"{f.key}: the build is signed but this file has no signature")
+            signatures[f.name] = _small(store, f.signature) if f.signature and trusted is not None else None
         try:
             for f in wanted:
                 sig = signatures[f.name]
-                final = dest / f.name
-                if _reuse(final, f, sig, trusted):
-                    gate.wait()
-                    os.chmod(final, mode)
-                    result.reused.append(f.name)
-                    result.files[f.name] = final
-                else:
-                    try:
-                        result.files[f.name] = fetch(f, sig)
-                    except VerificationError as e:
-                        if f.name not in result.resumed:
-                            raise
-                        gate.wait()  # a SHA256SUMS that does not verify is the error to report
-                        # The part kept from an earlier run may be what was wrong: once more from byte 0.
-                        LOG.warning("%s: %s; downloading it again from the start", f.name, e.message)
-                        del result.resumed[f.name]
-                        result.files[f.name] = fetch(f, sig)
+                _get_file(store, f, dest, sig, trusted, mode=mode, show_progress=show_progress, gate=gate,
+                          result=result)  # fmt: skip
                 if sig is not None:
                     write_atomic(dest / layout.signature(f.name), sig)
         finally:
             gate.join()
         gate.wait()
-        # meta.json is covered by the signed SHA256SUMS (it has the uncompressed SHA-256 of images).
-        if b.meta and sums_data is not None:
-            meta = _small(store, b.meta)
-            if hashlib.sha256(meta).hexdigest() != checked.get("meta.json"):
-                raise VerificationError(f"{b.meta}: does not match SHA256SUMS")
-            write_atomic(dest / "meta.json", meta, mode=mode)
-        if sums_data is not None:
-            write_atomic(dest / "SHA256SUMS", sums_data)
-            if sums_sig is not None:
-                write_atomic(dest / "SHA256SUMS.sig", sums_sig)
+        _write_extras(store, b, dest, sums, mode)
     return result
 
 

@@ -206,6 +206,65 @@ def _split(have: int, size: int) -> list[tuple[int, int]]:
     ] or [(have, size)]
 
 
+def _check_head(store: Store, f: FileEntry) -> None:
+    """The store's object must exist with the size (and, when it records one, the SHA-256) of the index."""
+    info = store.head(f.key)
+    if info is None:
+        raise DownloadError(f"{store.url}: the index lists {f.key}, which is not in the store")
+    if info.size != f.size:
+        raise VerificationError(f"{f.key}: the store has {info.size} bytes, the index says {f.size}")
+    if info.sha256 is not None and info.sha256.lower() != f.sha256:
+        raise VerificationError(
+            f"{f.key}: the store's metadata says SHA-256 {info.sha256}, the index {f.sha256}"
+        )
+
+
+def _transfer(store: Store, f: FileEntry, fd: int, have: int, verifier: gpg.Verifier | None, journal: Path,
+              show_progress: bool) -> str:  # fmt: skip
+    """Fetch what is missing after byte ``have`` in parallel ranges while hashing in order; the SHA-256."""
+    ranges = [(0, have), *_split(have, f.size)] if have else _split(have, f.size)
+    with progress(f.size if show_progress else None, f.name) as bar:
+        prog = _Progress([e if (have and k == 0) else s for k, (s, e) in enumerate(ranges)], bar)
+        bar.update(have)
+        errors: list[BaseException] = []
+        out: dict[str, Any] = {}
+        hasher = threading.Thread(target=_digest, args=(fd, f.size, ranges, prog, verifier, journal, out),
+                                  daemon=True)  # fmt: skip
+        hasher.start()
+        workers = [
+            threading.Thread(
+                target=_get_range, args=(store, f.key, _RangeWriter(fd, k, s, e, prog), errors), daemon=True
+            )  # fmt: skip
+            for k, (s, e) in enumerate(ranges)
+            if not (have and k == 0)
+        ]
+        try:
+            for w in workers:
+                w.start()
+            for w in workers:
+                w.join()
+        finally:
+            if errors or any(w.is_alive() for w in workers):
+                prog.stop()
+            hasher.join()
+    pos = int(out.get("pos", 0))
+    with atomic_output(journal, durable=False) as j:
+        j.write(str(pos).encode())
+    if errors:
+        raise errors[0]
+    if "error" in out:
+        raise out["error"]
+    digest = out.get("sha256")
+    if pos != f.size or digest is None:
+        raise DownloadError(f"{f.key}: got {pos} of {f.size} bytes")
+    if digest != f.sha256:
+        raise VerificationError(
+            f"{f.key}: SHA-256 mismatch: downloaded {f.size} bytes hashing to {digest}, "
+            f"the signed checksums say {f.sha256}; the object in the store is corrupt or tampered with"
+        )
+    return str(digest)
+
+
 def fetch_file(
     store: Store,
     f: FileEntry,
@@ -224,16 +283,7 @@ def fetch_file(
     check that ran meanwhile); it raises to refuse the file. ``on_resume(byte)`` is called when the
     download continues a partial file from an earlier run.
     """
-    final = dest / f.name
-    info = store.head(f.key)
-    if info is None:
-        raise DownloadError(f"{store.url}: the index lists {f.key}, which is not in the store")
-    if info.size != f.size:
-        raise VerificationError(f"{f.key}: the store has {info.size} bytes, the index says {f.size}")
-    if info.sha256 is not None and info.sha256.lower() != f.sha256:
-        raise VerificationError(
-            f"{f.key}: the store's metadata says SHA-256 {info.sha256}, the index {f.sha256}"
-        )
+    _check_head(store, f)
     part = part_path(dest, f)
     journal = journal_path(part)
     have = _resume_point(part, f.size)
@@ -250,49 +300,7 @@ def fetch_file(
                 on_resume(have)
         if signature is not None and keyring is not None:
             verifier = gpg.stream_verifier(signature, keyring, what=f.name)
-        ranges = [(0, have), *_split(have, f.size)] if have else _split(have, f.size)
-        with progress(f.size if show_progress else None, f.name) as bar:
-            starts = [e if (have and k == 0) else s for k, (s, e) in enumerate(ranges)]
-            prog = _Progress(starts, bar)
-            bar.update(have)
-            errors: list[BaseException] = []
-            out: dict[str, Any] = {}
-            args = (fd, f.size, ranges, prog, verifier, journal, out)
-            hasher = threading.Thread(target=_digest, args=args, daemon=True)
-            hasher.start()
-            workers = [
-                threading.Thread(
-                    target=_get_range,
-                    args=(store, f.key, _RangeWriter(fd, k, s, e, prog), errors),
-                    daemon=True,
-                )  # fmt: skip
-                for k, (s, e) in enumerate(ranges)
-                if not (have and k == 0)
-            ]
-            try:
-                for w in workers:
-                    w.start()
-                for w in workers:
-                    w.join()
-            finally:
-                if errors or any(w.is_alive() for w in workers):
-                    prog.stop()
-                hasher.join()
-        pos = int(out.get("pos", 0))
-        with atomic_output(journal, durable=False) as j:
-            j.write(str(pos).encode())
-        if errors:
-            raise errors[0]
-        if "error" in out:
-            raise out["error"]
-        digest = out.get("sha256")
-        if pos != f.size or digest is None:
-            raise DownloadError(f"{f.key}: got {pos} of {f.size} bytes")
-        if digest != f.sha256:
-            raise VerificationError(
-                f"{f.key}: SHA-256 mismatch: downloaded {f.size} bytes hashing to {digest}, "
-                f"the signed checksums say {f.sha256}; the object in the store is corrupt or tampered with"
-            )
+        _transfer(store, f, fd, have, verifier, journal, show_progress)
         if verifier is not None:
             verifier.finish()
             verifier = None
@@ -312,6 +320,6 @@ def fetch_file(
         if not ok and part.exists() and part.stat().st_size == 0:
             part.unlink()
             journal.unlink(missing_ok=True)
-    os.replace(part, final)
+    os.replace(part, dest / f.name)
     journal.unlink(missing_ok=True)
-    return final
+    return dest / f.name
