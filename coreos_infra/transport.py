@@ -28,7 +28,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Protocol
@@ -209,6 +209,17 @@ def _no_space(path: Path, needed: int | None) -> FetchError:
     )
 
 
+@contextlib.contextmanager
+def _naming_no_space(dest: Path, needed: int | None) -> Iterator[None]:
+    """A full disk (or quota) while writing ``dest`` becomes a FetchError that says how much was needed."""
+    try:
+        yield
+    except OSError as e:
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise _no_space(dest, needed) from None
+        raise
+
+
 class _Digests:
     """SHA-256 and the observers over the downloaded bytes, in a thread beside the one that receives them.
 
@@ -311,12 +322,8 @@ def download(url: str, dest: Path, *, expected_size: int | None = None, options:
                     if shutil.disk_usage(dest.parent).free < total - have:
                         raise _no_space(dest, total - have)
                 while chunk := resp.body.read(CHUNK):
-                    try:
+                    with _naming_no_space(dest, None if total is None else total - have):
                         out.write(chunk)
-                    except OSError as e:
-                        if e.errno in (errno.ENOSPC, errno.EDQUOT):
-                            raise _no_space(dest, None if total is None else total - have) from None
-                        raise
                     writeback.wrote(len(chunk))
                     digests.feed(chunk)
                     have += len(chunk)
@@ -325,13 +332,9 @@ def download(url: str, dest: Path, *, expected_size: int | None = None, options:
                         raise VerificationError(f"{url}: server sent more than the {total} bytes announced")
                 if total is not None and have < total:
                     raise _Transient(f"connection closed after {have} of {total} bytes")
-                try:
+                with _naming_no_space(dest, None):
                     out.flush()
                     os.fsync(out.fileno())
-                except OSError as e:
-                    if e.errno in (errno.ENOSPC, errno.EDQUOT):
-                        raise _no_space(dest, None) from None
-                    raise
                 return digests.hexdigest()
             except _NETWORK_ERRORS as e:
                 attempt += 1
