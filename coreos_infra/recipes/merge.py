@@ -22,6 +22,7 @@ STORAGE_NODE_LISTS = ("directories", "files", "links")  # one key space: the pat
 STORAGE_OTHER = {"disks": "device", "raid": "name", "filesystems": "device", "luks": "name", "trees": "path"}
 
 Fragment = tuple[str, str, dict[str, Any]]  # (overlay name, display file, butane data)
+Owners = dict[tuple[str, str], str]  # (key space, key) -> the overlay that declared it first
 
 
 class _Conflict(Exception):
@@ -74,11 +75,23 @@ def _merge_one(
             raise InputError(f"{name} must be a mapping", where)
         return value
 
-    def target(name: str) -> dict[str, Any]:
-        result: dict[str, Any] = out.setdefault(name, {})
-        return result
+    _merge_storage(out, overlay, section("storage"), owners, where)
+    _merge_systemd(out, overlay, section("systemd"), owners, where)
+    _merge_passwd(out, overlay, section("passwd"), owners, where)
+    _merge_kargs(out, overlay, section("kernel_arguments"), owners, where)
+    _merge_ignition(out, overlay, section("ignition"), owners, where)
 
-    storage = section("storage")
+
+def _target(out: dict[str, Any], name: str) -> dict[str, Any]:
+    result: dict[str, Any] = out.setdefault(name, {})
+    return result
+
+
+def _merge_storage(
+    out: dict[str, Any], overlay: str, storage: dict[str, Any], owners: Owners, where: Location
+) -> None:
+    """Files, directories and links (one owner per path; the same node twice is fine), disks, raid,
+    filesystems, luks and trees (one owner per key)."""
     for lst in STORAGE_NODE_LISTS:
         for entry in _list(storage, lst, where):
             path = _key(entry, "path", f"storage.{lst}", where)
@@ -88,20 +101,25 @@ def _merge_one(
             if existing is not None:
                 _claim(owners, "path", path, overlay, where)
             owners.setdefault(("path", path), overlay)
-            target("storage").setdefault(lst, []).append(entry)
+            _target(out, "storage").setdefault(lst, []).append(entry)
     for lst, key in STORAGE_OTHER.items():
         for entry in _list(storage, lst, where):
             k = _key(entry, key, f"storage.{lst}", where)
             _claim(owners, f"storage.{lst}", k, overlay, where)
-            target("storage").setdefault(lst, []).append(entry)
+            _target(out, "storage").setdefault(lst, []).append(entry)
     for key in storage:
         if key not in STORAGE_NODE_LISTS and key not in STORAGE_OTHER:
             raise InputError(f"unsupported key storage.{key}", where)
 
-    systemd = section("systemd")
+
+def _merge_systemd(
+    out: dict[str, Any], overlay: str, systemd: dict[str, Any], owners: Owners, where: Location
+) -> None:
+    """Units: the fields of two definitions of a name must agree; their drop-ins add up (same name: same
+    contents)."""
     for unit in _list(systemd, "units", where):
         name = _key(unit, "name", "systemd.units", where)
-        units = target("systemd").setdefault("units", [])
+        units = _target(out, "systemd").setdefault("units", [])
         existing = next((u for u in units if u.get("name") == name), None)
         if existing is None:
             owners[("unit", name)] = overlay
@@ -115,11 +133,15 @@ def _merge_one(
                 f"systemd unit {name} is defined by overlays {prev} and {overlay} ({e})", where
             ) from None
 
-    passwd = section("passwd")
+
+def _merge_passwd(
+    out: dict[str, Any], overlay: str, passwd: dict[str, Any], owners: Owners, where: Location
+) -> None:
+    """Users and groups: fields merge, SSH keys and groups are unions; conflicts are errors."""
     for lst in ("users", "groups"):
         for entry in _list(passwd, lst, where):
             name = _key(entry, "name", f"passwd.{lst}", where)
-            entries = target("passwd").setdefault(lst, [])
+            entries = _target(out, "passwd").setdefault(lst, [])
             existing = next((u for u in entries if u.get("name") == name), None)
             if existing is None:
                 owners[(lst, name)] = overlay
@@ -133,7 +155,11 @@ def _merge_one(
                     f"passwd {lst[:-1]} {name} is defined by overlays {prev} and {overlay} ({e})", where
                 ) from None
 
-    kargs = section("kernel_arguments")
+
+def _merge_kargs(
+    out: dict[str, Any], overlay: str, kargs: dict[str, Any], owners: Owners, where: Location
+) -> None:
+    """Kernel arguments: unions, and no argument both required and removed."""
     for lst in ("should_exist", "should_not_exist"):
         for arg in _list(kargs, lst, where):
             other = "should_not_exist" if lst == "should_exist" else "should_exist"
@@ -144,14 +170,18 @@ def _merge_one(
                     f"({prev} and {overlay})",
                     where,
                 )
-            dest = target("kernel_arguments").setdefault(lst, [])
+            dest = _target(out, "kernel_arguments").setdefault(lst, [])
             if arg not in dest:
                 dest.append(arg)
                 owners[("karg", str(arg))] = overlay
 
-    ign = section("ignition")
+
+def _merge_ignition(
+    out: dict[str, Any], overlay: str, ign: dict[str, Any], owners: Owners, where: Location
+) -> None:
+    """The ignition section: config merges append, other keys must agree."""
     for key, value in ign.items():
-        dest_ign = target("ignition")
+        dest_ign = _target(out, "ignition")
         if key == "config" and isinstance(value, dict):
             cfg = dest_ign.setdefault("config", {})
             for ck, cv in value.items():
