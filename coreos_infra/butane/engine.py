@@ -142,23 +142,8 @@ def _partition_warnings(config: dict[str, Any], fcos_minor: int) -> list[Report]
     return out
 
 
-def translate(
-    data: bytes | str,
-    *,
-    filename: str = "<stdin>",
-    files_dir: Path | str | None = None,
-    strict: bool = False,
-) -> Translation:
-    """Translate a Butane config (``variant: fcos``, 1.0.0–1.7.0) into an Ignition config.
-
-    Raises :class:`ButaneError` (with ``.reports``) when the config is invalid, or when ``strict`` and
-    there are warnings.
-    """
-    text = data.decode("utf-8", "surrogateescape") if isinstance(data, bytes) else data
-    try:
-        root = decode.compose(text)
-    except decode.YAMLSyntaxError as e:
-        raise ButaneError(f"Error unmarshaling yaml: {e}", source=text) from None
+def _variant_version(root: Any, text: str) -> tuple[int, str, str]:
+    """(fcos minor version, Ignition spec version, decoder base) from the config's variant and version."""
     try:
         variant, version = decode.sniff_version(root)
     except decode.DecodeError as e:
@@ -182,6 +167,27 @@ def translate(
     base = {0: "v0_1", 1: "v0_2", 2: "v0_3", 3: "v0_3", 4: "v0_4", 5: "v0_5", 6: "v0_6", 7: "v0_7"}[
         fcos_minor
     ]
+    return fcos_minor, target, base
+
+
+def translate(
+    data: bytes | str,
+    *,
+    filename: str = "<stdin>",
+    files_dir: Path | str | None = None,
+    strict: bool = False,
+) -> Translation:
+    """Translate a Butane config (``variant: fcos``, 1.0.0–1.7.0) into an Ignition config.
+
+    Raises :class:`ButaneError` (with ``.reports``) when the config is invalid, or when ``strict`` and
+    there are warnings.
+    """
+    text = data.decode("utf-8", "surrogateescape") if isinstance(data, bytes) else data
+    try:
+        root = decode.compose(text)
+    except decode.YAMLSyntaxError as e:
+        raise ButaneError(f"Error unmarshaling yaml: {e}", source=text) from None
+    fcos_minor, target, base = _variant_version(root, text)
     try:
         decoded = decode.decode(root, fcos_minor, base)
     except decode.DecodeError as e:
