@@ -53,6 +53,59 @@ def _owner(tree: dict[str, Any]) -> dict[str, Any]:
     return node
 
 
+def _tree_file(ctx: Context, tree: dict[str, Any], tpath: PathT, local: str, dest: str, est: os.stat_result,
+               storage: dict[str, Any], origins: dict[PathT, PathT]) -> None:  # fmt: skip
+    """A regular file of a tree: a new file entry, or the contents of one the config declares."""
+    files: list[dict[str, Any]] = storage["files"]
+    links: list[dict[str, Any]] = storage["links"]
+    dirs: list[dict[str, Any]] = storage["directories"]
+    existing = next((f for f in files if f.get("path") == dest), None)
+    if (existing is not None and (existing.get("contents") or {}).get("source")) or any(
+        n.get("path") == dest for n in links + dirs
+    ):
+        ctx.error(tpath, ERR_COLLISION)
+        return
+    if existing is None:
+        existing = {"path": dest, **(_owner(tree) if ctx.fcos_minor >= 7 else {})}
+        origins[("storage", "files", len(files))] = tpath
+        files.append(existing)
+    try:
+        with open(local, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        ctx.error(tpath, f"open {local}: {_os_reason(e)}")
+        return
+    contents = existing.setdefault("contents", {})
+    source, comp = data_url(data, contents.get("compression"))
+    contents["source"] = source
+    if comp is not None:
+        contents["compression"] = comp
+    if existing.get("mode") is None:
+        if ctx.fcos_minor >= 7 and tree.get("file_mode") is not None:
+            existing["mode"] = tree["file_mode"]
+        else:
+            existing["mode"] = 0o755 if est.st_mode & 0o111 else 0o644
+
+
+def _tree_link(ctx: Context, tree: dict[str, Any], tpath: PathT, local: str, dest: str,
+               storage: dict[str, Any], origins: dict[PathT, PathT]) -> None:  # fmt: skip
+    """A symlink of a tree: a new link entry, or the target of one the config declares."""
+    files: list[dict[str, Any]] = storage["files"]
+    links: list[dict[str, Any]] = storage["links"]
+    dirs: list[dict[str, Any]] = storage["directories"]
+    existing = next((lk for lk in links if lk.get("path") == dest), None)
+    if (existing is not None and existing.get("target") is not None) or any(
+        n.get("path") == dest for n in files + dirs
+    ):
+        ctx.error(tpath, ERR_COLLISION)
+        return
+    if existing is None:
+        existing = {"path": dest, **(_owner(tree) if ctx.fcos_minor >= 7 else {})}
+        origins[("storage", "links", len(links))] = tpath
+        links.append(existing)
+    existing["target"] = os.readlink(local)
+
+
 def add_trees(ctx: Context, cfg: dict[str, Any], out: dict[str, Any]) -> dict[PathT, PathT]:
     """Append the trees of ``cfg`` to ``out`` (an Ignition config); returns origins of new entries."""
     trees = (cfg.get("storage") or {}).get("trees") or []
@@ -105,44 +158,9 @@ def add_trees(ctx: Context, cfg: dict[str, Any], out: dict[str, Any]) -> dict[Pa
                 origins[("storage", "directories", len(dirs))] = tpath
                 dirs.append(node)
             elif stat.S_ISREG(est.st_mode):
-                existing = next((f for f in files if f.get("path") == dest), None)
-                if (existing is not None and (existing.get("contents") or {}).get("source")) or any(
-                    n.get("path") == dest for n in links + dirs
-                ):
-                    ctx.error(tpath, ERR_COLLISION)
-                    continue
-                if existing is None:
-                    existing = {"path": dest, **(_owner(tree) if ctx.fcos_minor >= 7 else {})}
-                    origins[("storage", "files", len(files))] = tpath
-                    files.append(existing)
-                try:
-                    with open(os.path.join(base, rel), "rb") as f:
-                        data = f.read()
-                except OSError as e:
-                    ctx.error(tpath, f"open {os.path.join(base, rel)}: {_os_reason(e)}")
-                    continue
-                contents = existing.setdefault("contents", {})
-                source, comp = data_url(data, contents.get("compression"))
-                contents["source"] = source
-                if comp is not None:
-                    contents["compression"] = comp
-                if existing.get("mode") is None:
-                    if ctx.fcos_minor >= 7 and tree.get("file_mode") is not None:
-                        existing["mode"] = tree["file_mode"]
-                    else:
-                        existing["mode"] = 0o755 if est.st_mode & 0o111 else 0o644
+                _tree_file(ctx, tree, tpath, os.path.join(base, rel), dest, est, storage, origins)
             elif stat.S_ISLNK(est.st_mode):
-                existing = next((lk for lk in links if lk.get("path") == dest), None)
-                if (existing is not None and existing.get("target") is not None) or any(
-                    n.get("path") == dest for n in files + dirs
-                ):
-                    ctx.error(tpath, ERR_COLLISION)
-                    continue
-                if existing is None:
-                    existing = {"path": dest, **(_owner(tree) if ctx.fcos_minor >= 7 else {})}
-                    origins[("storage", "links", len(links))] = tpath
-                    links.append(existing)
-                existing["target"] = os.readlink(os.path.join(base, rel))
+                _tree_link(ctx, tree, tpath, os.path.join(base, rel), dest, storage, origins)
             else:
                 ctx.error(tpath, "trees may only contain files, directories, and symlinks")
     return origins
