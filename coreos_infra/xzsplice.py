@@ -378,6 +378,39 @@ class _HashingWriter:
         return len(data)
 
 
+def _assemble(
+    layout: XzLayout,
+    pieces: dict[int, list[tuple[int, int]]],
+    encoded: dict[tuple[int, int], tuple[Path, xz.Block]],
+    out: BinaryIO,
+) -> _HashingWriter:
+    """Write the new stream: re-encoded pieces where blocks changed, the input's blocks verbatim elsewhere."""
+    w = _HashingWriter(out)
+    w.write(xz.stream_header(layout.check))
+    records = []
+    with open(layout.path, "rb") as src:
+        for i in range(len(layout.blocks)):
+            if i in pieces:
+                for j in range(len(pieces[i])):
+                    path, block = encoded[(i, j)]
+                    with open(path, "rb") as bf:
+                        while data := bf.read(CHUNK):
+                            w.write(data)
+                    records.append(block)
+            else:
+                src.seek(layout.offsets[i])
+                remaining = layout.padded_size(i)
+                while remaining:
+                    data = src.read(min(CHUNK, remaining))
+                    if not data:
+                        raise XzError(f"{layout.path}: truncated in block {i}")
+                    w.write(data)
+                    remaining -= len(data)
+                records.append(layout.blocks[i])
+    w.write(xz.index_and_footer(records, layout.check))
+    return w
+
+
 def splice(layout: XzLayout, fd: int, changed: Iterable[int], out: BinaryIO, *, preset: int = 9,
            threads: int = 0, decoded: Iterable[int] = (), tmp_dir: Path | None = None,
            progress: Progress | None = None) -> SpliceResult:  # fmt: skip
@@ -442,29 +475,7 @@ def splice(layout: XzLayout, fd: int, changed: Iterable[int], out: BinaryIO, *, 
             raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
-        w = _HashingWriter(out)
-        w.write(xz.stream_header(layout.check))
-        records = []
-        with open(layout.path, "rb") as src:
-            for i in range(len(layout.blocks)):
-                if i in pieces:
-                    for j in range(len(pieces[i])):
-                        path, block = encoded[(i, j)]
-                        with open(path, "rb") as bf:
-                            while data := bf.read(CHUNK):
-                                w.write(data)
-                        records.append(block)
-                else:
-                    src.seek(layout.offsets[i])
-                    remaining = layout.padded_size(i)
-                    while remaining:
-                        data = src.read(min(CHUNK, remaining))
-                        if not data:
-                            raise XzError(f"{layout.path}: truncated in block {i}")
-                        w.write(data)
-                        remaining -= len(data)
-                    records.append(layout.blocks[i])
-        w.write(xz.index_and_footer(records, layout.check))
+        w = _assemble(layout, pieces, encoded, out)
     return SpliceResult(tuple(changed), tuple(i for i in range(len(layout.blocks)) if i not in changed),
                         w.size, w.h.hexdigest(), uncompressed_sha, layout.uncompressed_size)  # fmt: skip
 
