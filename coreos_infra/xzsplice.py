@@ -384,7 +384,7 @@ def _assemble(
     encoded: dict[tuple[int, int], tuple[Path, xz.Block]],
     out: BinaryIO,
 ) -> _HashingWriter:
-    """Write the new stream: re-encoded pieces where blocks changed, the input's blocks verbatim elsewhere."""
+    """The new stream: re-encoded pieces where blocks changed, the input's blocks verbatim elsewhere."""
     w = _HashingWriter(out)
     w.write(xz.stream_header(layout.check))
     records = []
