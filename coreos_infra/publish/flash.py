@@ -375,6 +375,46 @@ def _read_back(dest: Destination, length: int, description: str, show_progress: 
     return hasher.hexdigest()
 
 
+def _ask(confirm: Callable[[str], bool], image: Path, size: int, dest: Destination) -> None:
+    question = (
+        f"Write {image.name} ({size} bytes) to {dest.path}"
+        + (f" ({dest.real})" if dest.real != dest.path else "")
+        + f": {dest.description}?\nEVERYTHING ON IT WILL BE LOST."
+    )
+    if not confirm(question):
+        raise FlashError("not confirmed; nothing was written")
+
+
+def _write_image(fd: int, image: Path, size: int, dest: Destination, show_progress: bool) -> tuple[int, str]:
+    """Write the decompressed ``image`` to ``fd`` (synced as it goes on block devices); (bytes, SHA-256)."""
+    hasher = hashlib.sha256()
+    written = 0
+    if not dest.block:
+        os.ftruncate(fd, 0)
+    since_sync = 0
+    with progress(size if show_progress else None, f"write {image.name}") as bar:
+        for piece in _pieces(image):
+            if not piece:
+                continue
+            if written + len(piece) > size:
+                raise VerificationError(f"{image}: decompresses to more than the {size} bytes announced")
+            view = memoryview(piece)
+            while view:
+                try:
+                    n = os.write(fd, view)
+                except OSError as e:
+                    raise FlashError(f"{dest.path}: write failed at byte {written}: {e.strerror}") from None
+                view = view[n:]
+                written += n
+                since_sync += n
+                bar.update(n)
+            hasher.update(piece)
+            if dest.block and since_sync >= SYNC_EVERY:
+                os.fdatasync(fd)
+                since_sync = 0
+    return written, hasher.hexdigest()
+
+
 def flash_image(
     image: Path,
     device: Path,
@@ -400,42 +440,10 @@ def flash_image(
     if dest.size is not None and size > dest.size:
         raise FlashError(f"{image.name} needs {size} bytes, {device} has only {dest.size}")
     if confirm is not None:
-        question = (
-            f"Write {image.name} ({size} bytes) to {dest.path}"
-            + (f" ({dest.real})" if dest.real != dest.path else "")
-            + f": {dest.description}?\nEVERYTHING ON IT WILL BE LOST."
-        )
-        if not confirm(question):
-            raise FlashError("not confirmed; nothing was written")
+        _ask(confirm, image, size, dest)
     fd = _open_destination(dest)
-    hasher = hashlib.sha256()
-    written = 0
     try:
-        if not dest.block:
-            os.ftruncate(fd, 0)
-        since_sync = 0
-        with progress(size if show_progress else None, f"write {image.name}") as bar:
-            for piece in _pieces(image):
-                if not piece:
-                    continue
-                if written + len(piece) > size:
-                    raise VerificationError(f"{image}: decompresses to more than the {size} bytes announced")
-                view = memoryview(piece)
-                while view:
-                    try:
-                        n = os.write(fd, view)
-                    except OSError as e:
-                        raise FlashError(
-                            f"{dest.path}: write failed at byte {written}: {e.strerror}"
-                        ) from None
-                    view = view[n:]
-                    written += n
-                    since_sync += n
-                    bar.update(n)
-                hasher.update(piece)
-                if dest.block and since_sync >= SYNC_EVERY:
-                    os.fdatasync(fd)
-                    since_sync = 0
+        written, digest = _write_image(fd, image, size, dest, show_progress)
         if written != size:
             raise VerificationError(f"{image}: gave {written} bytes, its index announces {size}")
         try:
@@ -445,7 +453,6 @@ def flash_image(
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
     finally:
         os.close(fd)
-    digest = hasher.hexdigest()
     if expected_sha256 is not None and digest != expected_sha256.lower():
         raise VerificationError(
             f"{image.name}: the decompressed image hashes to {digest}, the build recorded {expected_sha256}"
