@@ -99,6 +99,44 @@ def _cmd(*argv: str) -> str:
     return html.escape(shlex.join(argv))
 
 
+def _flash_commands(site: str, host: str, target: str, disk: str, key_file: str) -> list[str]:
+    """How to write a disk image to a stick or card: with coreos-infra, with dd, with coreos-installer."""
+    flash_cmds = [
+        "# coreos-infra: downloads, verifies, refuses mounted disks and the system disk, reads back",
+        _cmd(
+            "invoke",
+            "flash",
+            "--site",
+            site,
+            "--host",
+            host,
+            "--target",
+            target,
+            "--device",
+            "/dev/sdX",
+            "--keyring",
+            key_file,
+        ),  # fmt: skip
+        "# by hand, after verifying (replace /dev/sdX; check it with lsblk first):",
+    ]
+    if disk.endswith(".xz"):
+        flash_cmds.append(
+            _cmd("xz", "-dc", disk)
+            + " | "
+            + _cmd("sudo", "dd", "of=/dev/sdX", "bs=4M", "conv=fsync", "status=progress")  # fmt: skip
+        )
+    else:
+        flash_cmds.append(
+            _cmd("sudo", "dd", f"if={disk}", "of=/dev/sdX", "bs=4M", "conv=fsync", "status=progress")
+        )
+    if disk.endswith(".raw.xz"):
+        flash_cmds += [
+            "# or coreos-installer (it knows only Fedora's keys: verify with gpgv first, as above)",
+            _cmd("sudo", "coreos-installer", "install", "/dev/sdX", "--image-file", disk, "--insecure"),
+        ]
+    return flash_cmds
+
+
 def _how_to(site: str, host: str, target: str, build: dict[str, Any], *, open_: bool) -> str:
     files = [f for f in _list(build.get("files")) if isinstance(f, dict) and isinstance(f.get("name"), str)]
     names = [f["name"] for f in files]
@@ -147,39 +185,7 @@ def _how_to(site: str, host: str, target: str, build: dict[str, Any], *, open_: 
             + "   # a VM disk; not for flashing</pre></details>"
         )
         return "\n".join(parts)
-    flash_cmds = [
-        "# coreos-infra: downloads, verifies, refuses mounted disks and the system disk, reads back",
-        _cmd(
-            "invoke",
-            "flash",
-            "--site",
-            site,
-            "--host",
-            host,
-            "--target",
-            target,
-            "--device",
-            "/dev/sdX",
-            "--keyring",
-            key_file,
-        ),  # fmt: skip
-        "# by hand, after verifying (replace /dev/sdX; check it with lsblk first):",
-    ]
-    if disk.endswith(".xz"):
-        flash_cmds.append(
-            _cmd("xz", "-dc", disk)
-            + " | "
-            + _cmd("sudo", "dd", "of=/dev/sdX", "bs=4M", "conv=fsync", "status=progress")  # fmt: skip
-        )
-    else:
-        flash_cmds.append(
-            _cmd("sudo", "dd", f"if={disk}", "of=/dev/sdX", "bs=4M", "conv=fsync", "status=progress")
-        )
-    if disk.endswith(".raw.xz"):
-        flash_cmds += [
-            "# or coreos-installer (it knows only Fedora's keys: verify with gpgv first, as above)",
-            _cmd("sudo", "coreos-installer", "install", "/dev/sdX", "--image-file", disk, "--insecure"),
-        ]
+    flash_cmds = _flash_commands(site, host, target, disk, key_file)
     parts.append(
         f"{details}<summary>How to flash</summary><pre>" + "\n".join(flash_cmds) + "</pre></details>"
     )
