@@ -38,6 +38,7 @@ LOG = logging.getLogger("coreos_infra.boottest.install")
 
 DEST_DISK_NAME = "installed.raw"
 DEST_DISK_SIZE = 2 * 1024**3  # sparse; the fixture metal image is 578 MiB (the systemd one 1.1 GiB)
+NM_DIR = "/etc/NetworkManager/system-connections"
 LIST_KEYS = ("console", "append-karg", "delete-karg", "save-partlabel", "save-partindex")
 
 
@@ -153,6 +154,11 @@ def _install_checks(plan: InstallPlan, log: qemu.BootLog) -> tuple[list[str], li
     return passed, failed
 
 
+def _writes_keyfiles(config: dict[str, Any]) -> bool:
+    files = (config.get("storage") or {}).get("files") or []
+    return any(str(f.get("path", "")).startswith(NM_DIR + "/") for f in files)
+
+
 def _installed_checks(
     plan: InstallPlan, install_log: str, installed_log: str
 ) -> tuple[list[str], list[str]]:
@@ -188,8 +194,15 @@ def _installed_checks(
         sent = _marker(install_log, "FIXTURE-INSTALL-NETWORK") or ""
         got = _marker(installed_log, "FIXTURE-FIRSTBOOT-NETWORK") or ""
         n = sent.split()[1] if sent.startswith("copied ") else "?"
-        what = f"installed: {n} NetworkManager keyfiles copied to /etc/NetworkManager/system-connections"
-        check(got.startswith(f"copied {n} ") and n not in ("0", "?"), what)
+        check(n not in ("0", "?"), f"install: {n} NetworkManager keyfiles copied to /boot (copy-network)")
+        if _writes_keyfiles(plan.dest_config):  # FCOS propagates them only if Ignition wrote none
+            what = (
+                "installed: the copied keyfiles were not propagated (Ignition wrote NetworkManager keyfiles)"
+            )
+            check(got.startswith(f"kept {n} "), what)
+        else:
+            what = f"installed: {n} NetworkManager keyfiles propagated to {NM_DIR}"
+            check(got.startswith(f"copied {n} "), what)
     return passed, failed
 
 
