@@ -17,7 +17,9 @@ kargs, the karg editor, and the errors for bad configs.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import json
 import os
 import shutil
 import subprocess
@@ -266,3 +268,25 @@ def test_pxe_install_mode_netboots_installs_and_the_installed_disk_boots(
     assert report.ok, report.summary()
     assert "installed: karg coreos-infra.installed=pxe on the command line (append-karg)" in report.passed
     assert "installed: Ignition read /boot/ignition/config.ign (source boot)" in report.passed
+
+
+@pytest.mark.boot
+@pytest.mark.slow
+def test_installer_fails_fast_with_the_reason_on_a_too_small_disk(
+    fixture_mirror: FixtureMirror, tmp_path: Path
+) -> None:
+    conf = b"dest-device: /dev/vda\nappend-karg: [x=1]\n"
+    config = {"ignition": {"version": "3.3.0"}, "storage": {"files": [
+        {"path": "/etc/coreos/installer.d/0000-test.yaml", "mode": 0o600,
+         "contents": {"source": "data:;base64," + base64.b64encode(conf).decode()}}]}}  # fmt: skip
+    small = tmp_path / "small.raw"
+    with open(small, "wb") as f:
+        f.truncate(64 * 1024**2)
+    disk = ("-drive", f"if=none,id=dest,format=raw,file={small}", "-device", "virtio-blk-pci,drive=dest")
+    vm = fixture_mirror.os["x86_64"].direct_boot(tmp_path, ignition=json.dumps(config).encode(), live=True,
+                                                 extra_args=disk)  # fmt: skip
+    log = qemu.boot(vm, until=("FIXTURE-INSTALL-FAILED",), timeout=120, log_path=tmp_path / "serial.log")
+    print(f"installer failure reported after {log.elapsed:.1f} s")
+    assert log.reason == "marker:FIXTURE-INSTALL-FAILED"
+    assert "FIXTURE-INSTALL-FAILED dest-device /dev/vda is smaller than the image (67108864 < " in log.text
+    assert log.elapsed < 60
