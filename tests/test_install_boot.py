@@ -19,10 +19,13 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import functools
+import http.server
 import json
 import os
 import shutil
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -298,3 +301,46 @@ def test_installer_fails_fast_with_the_reason_on_a_too_small_disk(
     assert log.reason == "marker:FIXTURE-INSTALL-FAILED"
     assert "FIXTURE-INSTALL-FAILED dest-device /dev/vda is smaller than the image (67108864 < " in log.text
     assert log.elapsed < 60
+
+
+@pytest.mark.boot
+@pytest.mark.slow
+def test_pxe_karg_install_over_http_with_image_url_under_seabios(
+    fixture_mirror: FixtureMirror, tmp_path: Path
+) -> None:
+    """pxe/bios/ipxe-http-install: coreos.inst.install_dev / ignition_url / image_url, no customization."""
+    root = tmp_path / "http"
+    root.mkdir()
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(_Quiet, directory=str(root))
+    )
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f"http://10.0.2.2:{server.server_address[1]}"
+        out = _build(tmp_path, fixture_mirror, "pxe", mode="install", dest_device="/dev/vda",
+                     ignition_delivery="url", base_url=f"{base}/pxe/",
+                     image_url=f"{base}/metal.raw.xz")  # fmt: skip
+        bundle = out.meta_path.parent / out.meta["pxe"]["directory"]
+        shutil.copytree(bundle, root / "pxe")
+        os.link(fixture_mirror.artifact("stable", "x86_64", "raw.xz"), root / "metal.raw.xz")
+        assert f"coreos.inst.image_url={base}/metal.raw.xz" in out.meta["pxe"]["kargs"]
+        live_vm = qemu.VmConfig(qemu.Machine("x86_64", "bios", memory_mb=1536), net=True, pxe=True,
+                                bootfile=f"{base}/pxe/boot.ipxe")  # fmt: skip
+        start = time.monotonic()
+        report = _install(out, live_vm, tmp_path)
+    finally:
+        server.shutdown()
+        server.server_close()
+    took = time.monotonic() - start
+    print(f"pxe/bios/ipxe-http-install: install + first boot {took:.1f} s ({_install_time(report)})")
+    print(report.summary())
+    assert report.ok, report.summary()
+    install_log = (tmp_path / "logs" / "install-x86_64-bios.log").read_text()
+    assert f"FIXTURE-INSTALL-IMAGE source=url {base}/metal.raw.xz" in install_log
+    assert f"FIXTURE-INSTALL-IGNITION source={base}/pxe/config.ign" in install_log
+    assert "installed: Ignition read /boot/ignition/config.ign (source boot)" in report.passed
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
