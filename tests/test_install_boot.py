@@ -344,3 +344,22 @@ def test_pxe_karg_install_over_http_with_image_url_under_seabios(
 class _Quiet(http.server.SimpleHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
         pass
+
+
+def test_the_harness_merges_installer_configs_as_the_installer_does() -> None:
+    from coreos_infra.fixtures.initramfs import FEATURES
+    from coreos_infra.live.customize import CustomizeOptions, Features, InputFile, customize
+
+    user = InputFile("extra.yaml", b"append-karg: [first]\ndest-device: /dev/sdz\nconsole: [ttyS1]\n")
+    opts = CustomizeOptions.from_paths(
+        dest_ignition=[InputFile("dest.ign", b'{"ignition":{"version":"3.3.0"}}')], dest_device="/dev/vda",
+        dest_karg_append=["second"], dest_console=["ttyS0,115200n8"], installer_config=[user],
+    )  # fmt: skip
+    features = Features.parse(json.dumps(FEATURES).encode())
+    live = json.loads(customize(opts, features).live_config or b"{}")
+    settings = install.merge_installer_configs(live)
+    # 0000-extra.yaml first, then 0001-customize.yaml: lists append, the last dest-device wins
+    assert settings["append-karg"] == ["first", "second"]
+    assert settings["console"] == ["ttyS1,9600n8", "ttyS0,115200n8"]  # normalized, as installer.sh does
+    assert settings["dest-device"] == "/dev/vda"
+    assert settings["ignition-file"] == "/etc/coreos/dest.ign"
