@@ -35,7 +35,6 @@ from coreos_infra import pipeline, qemu
 from coreos_infra.boottest import install
 from coreos_infra.fixtures import FixtureMirror
 from coreos_infra.recipes.project import load_project
-from coreos_infra.targets import target as target_class
 
 ROOT = Path(__file__).resolve().parent.parent
 INSTALLER_SH = ROOT / "coreos_infra" / "fixtures" / "data" / "installer.sh"
@@ -268,11 +267,12 @@ def test_pxe_install_mode_netboots_installs_and_the_installed_disk_boots(
     out = _build(tmp_path, fixture_mirror, "pxe", mode="install", dest_device="/dev/vda",
                  dest_karg_append=["coreos-infra.installed=pxe"],
                  dest_console=["ttyS0,115200n8"])  # fmt: skip
-    artifact = out.meta_path.parent / out.meta["artifacts"][0]["name"]
-    machine = qemu.Machine("x86_64", "uefi", memory_mb=1536)
-    live_vm = target_class("pxe")().boot_vm(artifact, machine, tmp_path)  # iPXE ROM, TFTP, boot.ipxe
+    assert install.installs(out.meta)
     start = time.monotonic()
-    report = _install(out, live_vm, tmp_path)
+    # the target's own boot: iPXE ROM, TFTP, boot.ipxe (what invoke boot-test would run)
+    report = install.install_artifact(out.meta_path, ignition_bytes=out.request.ignition, firmware="uefi",
+                                      timeout=TIMEOUT, workdir=tmp_path / "vm",
+                                      log_dir=tmp_path / "logs")  # fmt: skip
     took = time.monotonic() - start
     print(f"pxe/uefi/ipxe-tftp-install: install + first boot {took:.1f} s ({_install_time(report)})")
     print(report.summary())

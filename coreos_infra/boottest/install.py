@@ -313,3 +313,33 @@ def run_second_boot(
         for path, d in sorted(first.dirs.items()):
             check(r.dirs.get(path) == d, f"second boot: directory {path} unchanged")
     return BootTestReport(artifact, name, log.elapsed, passed, failed, not_applicable, serial_log=log_path)
+
+
+def installs(meta: dict[str, Any]) -> bool:
+    """Whether a build's ``meta.json`` describes an installer (the iso or pxe target in install mode)."""
+    return any((meta.get(kind) or {}).get("mode") == "install" for kind in ("iso", "pxe"))
+
+
+def install_artifact(
+    meta_path: Path,
+    *,
+    ignition_bytes: bytes,
+    firmware: str = "bios",
+    timeout: float = 600.0,
+    workdir: Path,
+    log_dir: Path | None = None,
+) -> BootTestReport:
+    """:func:`run_install` with the target's own boot (ISO as a CD-ROM, PXE by iPXE over TFTP), e.g. for
+    ``invoke boot-test`` of an installer build: ``if installs(meta): report = install_artifact(...)``."""
+    meta = json.loads(meta_path.read_text())
+    kind, arch = meta["kind"], meta["arch"]
+    spec = target_class(kind)()
+    allowed = ("uefi",) if arch == "aarch64" else spec.boot.firmware
+    machine = qemu.Machine(
+        arch, firmware if firmware in allowed else allowed[0], memory_mb=spec.boot.memory_mb
+    )
+    artifact = meta_path.parent / meta["artifacts"][0]["name"]
+    workdir.mkdir(parents=True, exist_ok=True)
+    live_vm = spec.boot_vm(artifact, machine, workdir)
+    return run_install(meta_path, ignition_bytes=ignition_bytes, live_vm=live_vm, workdir=workdir,
+                       timeout=timeout, log_dir=log_dir or meta_path.parent)  # fmt: skip
