@@ -22,6 +22,7 @@ import logging
 import os
 import re
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -308,10 +309,16 @@ def _builds(
 
 def run_matrix(opts: MatrixOptions, build: BuildFn, progress: Progress = LOG.info) -> list[PathResult]:
     """Build, boot every path of ``opts``, write the reports; the results in path order."""
-    built = _builds(opts.paths, build, progress)
+    lock = threading.Lock()
+
+    def say(line: str) -> None:  # one line at a time from the boot threads
+        with lock:
+            progress(line)
+
+    built = _builds(opts.paths, build, say)
     vm_mb = max([REGISTRY[k].boot.memory_mb for k in REGISTRY] or [1536])
     jobs = bounded_jobs(opts.jobs, cores=os.cpu_count() or 1, free_mb=available_memory_mb(), vm_mb=vm_mb)
-    progress(f"booting {len(opts.paths)} paths, {jobs} at a time (accelerator: {qemu.pick_accel('x86_64')})")
+    say(f"booting {len(opts.paths)} paths, {jobs} at a time (accelerator: {qemu.pick_accel('x86_64')})")
     results: dict[str, PathResult] = {}
     with (
         tempfile.TemporaryDirectory(prefix="coreos-infra-matrix-") as tmp,
@@ -325,12 +332,12 @@ def run_matrix(opts: MatrixOptions, build: BuildFn, progress: Progress = LOG.inf
             else:
                 runs.append(_prepare(path, b, Path(tmp), opts, http))
         with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="boot") as pool:
-            futures = {pool.submit(_started, run, progress): run.path for run in runs}
+            futures = {pool.submit(_started, run, say): run.path for run in runs}
             for n, future in enumerate(as_completed(futures), len(results) + 1):
                 r = future.result()
                 results[r.name] = r
                 why = f": {r.message}" if r.message and not r.ok else ""
-                progress(f"[{n}/{len(opts.paths)}] {r.status.upper():5} {r.name} ({r.seconds:.0f} s){why}")
+                say(f"[{n}/{len(opts.paths)}] {r.status.upper():5} {r.name} ({r.seconds:.0f} s){why}")
     ordered = [results[p.name] for p in opts.paths]
     write_reports(ordered, opts.out_dir)
     return ordered
