@@ -181,7 +181,8 @@ class MirrorFixture:
 
 
 def build_mirror(root: Path, key: gpg.SigningKey, work: Path) -> MirrorFixture:
-    """A mirror with two releases: metal raw.xz/iso/pxe/4k.raw.xz for x86_64, raw.xz for aarch64, qemu qcow2.xz."""
+    """A mirror with two releases: metal raw.xz/iso/pxe/4k.raw.xz for x86_64, raw.xz for aarch64, qemu
+    qcow2.xz."""
     work.mkdir(parents=True, exist_ok=True)
     contents: dict[tuple[str, str, str, str], bytes] = {}
     for release, seed in ((OLD_RELEASE, 100), (RELEASE, 200)):

@@ -13,6 +13,7 @@ from coreos_infra.boottest import matrix
 from coreos_infra.boottest.junit import PathResult, junit_xml, summary_markdown, write_reports
 from coreos_infra.boottest.paths import BootPath, select
 from coreos_infra.errors import CoreosInfraError
+from coreos_infra.fixtures import FixtureMirror
 from coreos_infra.recipes import load_project
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -161,3 +162,22 @@ def test_run_matrix_reports_build_failures_per_path(tmp_path: Path) -> None:
     ]
     assert "building metal" in seen and "building metal4k" in seen
     assert (tmp_path / "out" / "junit.xml").is_file() and (tmp_path / "out" / "summary.md").is_file()
+
+
+def test_disk_vms_take_the_sector_size_of_the_image(fixture_mirror: FixtureMirror, tmp_path: Path) -> None:
+    from coreos_infra import qemu
+    from coreos_infra.boottest.paths import path_vm
+    from coreos_infra.targets.metal import MetalTarget
+
+    spec, machine = MetalTarget(), qemu.Machine("x86_64", "uefi")
+    for d in "abcd":
+        (tmp_path / d).mkdir()
+    xz4k = fixture_mirror.artifact("stable", "x86_64", "4k.raw.xz")
+    vm = spec.boot_vm(xz4k, machine, tmp_path / "a")  # `boot-test --target metal4k`, the nightly
+    assert vm.disk_sector_size == 4096
+    four_kn = BootPath("metal", "uefi", "4kn", "disk", recipe="metal4k", sector_size=4096)
+    assert path_vm(four_kn, spec, xz4k, machine, tmp_path / "b").disk_sector_size == 4096
+    with pytest.raises(CoreosInfraError, match=r"4096-byte-sector image, the path boots 512-byte sectors"):
+        path_vm(BootPath("metal", "uefi", "disk", "disk"), spec, xz4k, machine, tmp_path / "c")
+    xz512 = fixture_mirror.artifact("stable", "x86_64", "raw.xz")
+    assert spec.boot_vm(xz512, machine, tmp_path / "d").disk_sector_size == 512

@@ -22,7 +22,6 @@ Media (:func:`path_vm` builds the VM):
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -113,7 +112,12 @@ def path_vm(
         return qemu.VmConfig(machine, usb_disks=(artifact,))
     if path.medium == "disk":
         vm = spec.boot_vm(artifact, machine, workdir)
-        return dataclasses.replace(vm, disk_sector_size=path.sector_size)
+        if vm.disk_sector_size != path.sector_size:
+            raise CoreosInfraError(
+                f"boot path {path.name}: {artifact.name} is a {vm.disk_sector_size}-byte-sector image, "
+                f"the path boots {path.sector_size}-byte sectors (recipe {path.build_recipe})"
+            )
+        return vm
     from coreos_infra.targets.pxe import bundle_dir
 
     bundle = bundle_dir(artifact)

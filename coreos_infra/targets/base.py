@@ -213,7 +213,14 @@ class Target:
 
             disk = workdir / f"disk.{self.boot.disk_format}"
             decompress_to_sparse(artifact, disk)
-        return qemu.VmConfig(machine, disks=(disk,), disk_format=self.boot.disk_format)
+        sectors = 512
+        if self.boot.disk_format == "raw":
+            from coreos_infra.preflight import disk_sector_size
+
+            sectors = disk_sector_size(disk) or 512  # a 4Kn image (metal4k) boots as a 4Kn disk
+        return qemu.VmConfig(
+            machine, disks=(disk,), disk_format=self.boot.disk_format, disk_sector_size=sectors
+        )
 
 
 def load_all() -> dict[str, type[Target]]:
