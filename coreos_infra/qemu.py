@@ -17,14 +17,18 @@ Profiles:
   guest architecture equals the host's and, on x86, the CPU advertises vmx/svm (nested "PVM" kvm has
   /dev/kvm but cannot run ordinary guests); otherwise TCG. ``COREOS_INFRA_ACCEL=kvm|tcg`` overrides.
 
-The runner (:func:`boot`, :func:`running`) streams the serial console, stops successfully on the first
-``until`` marker or when QEMU exits, and fails fast (:class:`BootError`, with the log tail) on GRUB's
-"Press any key to continue", "Kernel panic", "KVM internal error", a QEMU error exit or a timeout.
+The runner (:func:`boot`, :func:`running`) first checks the media (:mod:`coreos_infra.preflight`: missing
+files, wrong architecture, 4Kn vs 512-byte sectors), then streams the serial console, stops successfully
+on the first ``until`` marker or when QEMU exits, and fails fast (:class:`BootError` with a ``reason`` and
+the log tail) on the patterns of :mod:`coreos_infra.bootwatch` (kernel panic, Oops, emergency shell,
+Ignition failure, firmware "no bootable device", GRUB errors), a QEMU error exit, no console output for
+the idle limit, or the overall cap; both limits derive from the accelerator (:class:`Timeouts`).
+SeaBIOS prints on the serial port (``-M q35,graphics=off`` turns on its serial console), so its "No
+bootable device." and iPXE's text under SeaBIOS reach the runner too.
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import os
 import platform
@@ -39,19 +43,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from subprocess import Popen
 
+from coreos_infra import preflight
+from coreos_infra.bootwatch import FAIL_PATTERNS, FailPattern, Timeouts, active_patterns
 from coreos_infra.errors import CoreosInfraError
+from coreos_infra.fixtureproto import FileInfo, FixtureResult, User, parse_log
 from coreos_infra.log import LOG
 from coreos_infra.run import find_binary, spawn
 
-FAIL_PATTERNS = (
-    "FIXTURE-GRUB-ERROR",
-    "Press any key to continue",
-    "Kernel panic",
-    "KVM internal error",
-    "end Kernel panic",
-    "No bootable device",
-    "Boot failed: not a bootable disk",
-)
+__all__ = ["FAIL_PATTERNS", "BootError", "BootLog", "FailPattern", "FileInfo", "FixtureResult", "Machine",
+           "Timeouts", "User", "VmConfig", "boot", "parse_log", "running"]  # fmt: skip
 DEFAULT_UNTIL = ("FIXTURE-DONE",)
 
 # Firmware images: (code, vars template) candidates, Debian first, then Fedora/Arch/SUSE names.
@@ -79,12 +79,15 @@ class EmulatorCrash(CoreosInfraError):
 
 
 class BootError(CoreosInfraError):
-    """A VM did not reach its success marker; ``log`` holds the serial output so far."""
+    """A VM did not reach its success marker; ``log`` holds the serial output so far, ``reason`` a short
+    cause (``kernel panic``, ``no console output``, ``timeout``, ``qemu exit``, ``missing file`` ...)."""
 
-    def __init__(self, message: str, log: str) -> None:
+    def __init__(self, message: str, log: str, *, reason: str = "boot failed") -> None:
         tail = "\n".join(log.splitlines()[-40:])
-        super().__init__(f"{message}\n--- last serial lines ---\n{tail}")
+        super().__init__(f"{message}\n--- last serial lines ---\n{tail}" if log else message)
         self.log = log
+        self.reason = reason
+        self.headline = message
 
 
 @dataclass(frozen=True)
@@ -164,6 +167,7 @@ class VmConfig:
     writable_disks: bool = False
     disk_sector_size: int = 512  # 4096 for 4Kn images (metal4k): logical and physical block size
     disk_as_cdrom_device: bool = False
+    usb_disks: tuple[Path, ...] = ()  # usb-storage on a qemu-xhci controller (read-only, snapshot)
     net: bool = False
     ssh_port: int | None = None  # host port forwarded to guest 22
     tftp_dir: Path | None = None
@@ -200,88 +204,73 @@ def wait_for_ssh(port: int, *, timeout: float = 120.0, host: str = "127.0.0.1") 
     raise CoreosInfraError(f"no SSH server on {host}:{port} after {timeout:.0f} s ({last})")
 
 
-def qemu_command(vm: VmConfig, workdir: Path) -> list[str]:
-    """The full QEMU argv for ``vm``; per-boot files (vars copy, combined initrd) go into ``workdir``."""
+def _machine_args(vm: VmConfig, accel: str, uefi: bool, workdir: Path) -> list[str]:
     m = vm.machine
-    accel = pick_accel(m.arch)
     argv = [find_binary(QEMU_BINARIES[m.arch], reason=f"boot {m.arch} VMs"), "-accel", accel]
     if m.arch == "x86_64":
-        argv += ["-M", "q35"]
+        # graphics=off: SeaBIOS enables its serial console, so its messages (and option ROMs' text,
+        # e.g. iPXE's) reach the serial port the runner reads
+        argv += ["-M", "q35" if uefi else "q35,graphics=off"]
         if accel == "kvm":
             argv += ["-cpu", "host"]
     else:
         argv += ["-M", "virt", "-cpu", "host" if accel == "kvm" else "cortex-a72"]
-    argv += [
-        "-m",
-        str(m.memory_mb),
-        "-smp",
-        str(m.cpus),
-        "-nodefaults",
-        "-display",
-        "none",
-        "-serial",
-        "stdio",
-        "-no-reboot",
-        # entropy from the host: without it, key generation at first boot (dropbearkey, sshd) can
-        # stall for minutes on a loaded host (q35 and virt both have PCI)
-        "-object",
-        "rng-random,filename=/dev/urandom,id=rng0",
-        "-device",
-        "virtio-rng-pci,rng=rng0",
-    ]
-    direct = vm.kernel is not None
-    if not direct and (m.firmware == "uefi" or m.arch == "aarch64"):
+    argv += ["-m", str(m.memory_mb), "-smp", str(m.cpus), "-nodefaults", "-display", "none",
+             "-serial", "stdio", "-no-reboot",
+             # entropy from the host: without it, key generation at first boot (dropbearkey, sshd) can
+             # stall for minutes on a loaded host (q35 and virt both have PCI)
+             "-object", "rng-random,filename=/dev/urandom,id=rng0",
+             "-device", "virtio-rng-pci,rng=rng0"]  # fmt: skip
+    if uefi:
         fw = find_firmware(m.arch)
         vars_copy = workdir / "efivars.fd"
         shutil.copyfile(fw.vars_template, vars_copy)
-        argv += [
-            "-drive",
-            f"if=pflash,format=raw,unit=0,readonly=on,file={fw.code}",
-            "-drive",
-            f"if=pflash,format=raw,unit=1,file={vars_copy}",
-        ]
-    if direct:
-        assert vm.kernel is not None
-        argv += ["-kernel", str(vm.kernel), "-append", vm.append]
-        if vm.initrds:
-            combined = workdir / "initrd.img"
-            with open(combined, "wb") as out:
-                for p in vm.initrds:
-                    data = p.read_bytes()
-                    out.write(data + b"\x00" * (-len(data) % 4))
-            argv += ["-initrd", str(combined)]
+        argv += ["-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={fw.code}",
+                 "-drive", f"if=pflash,format=raw,unit=1,file={vars_copy}"]  # fmt: skip
+    return argv
+
+
+def _direct_args(vm: VmConfig, workdir: Path) -> list[str]:
+    assert vm.kernel is not None
+    argv = ["-kernel", str(vm.kernel), "-append", vm.append]
+    if vm.initrds:
+        combined = workdir / "initrd.img"
+        with open(combined, "wb") as out:
+            for p in vm.initrds:
+                data = p.read_bytes()
+                out.write(data + b"\x00" * (-len(data) % 4))
+        argv += ["-initrd", str(combined)]
+    return argv
+
+
+def _media_args(vm: VmConfig) -> list[str]:
+    """CD, USB disks, disks and the NIC, in boot order (the first bootable one wins)."""
+    argv: list[str] = []
     bootindex = 0
     if vm.cdrom is not None:
-        if m.arch == "x86_64":
-            argv += [
-                "-drive",
-                f"if=none,id=cd0,media=cdrom,readonly=on,format=raw,file={vm.cdrom}",
-                "-device",
-                f"ide-cd,drive=cd0,bootindex={bootindex}",
-            ]
+        argv += ["-drive", f"if=none,id=cd0,media=cdrom,readonly=on,format=raw,file={vm.cdrom}"]
+        if vm.machine.arch == "x86_64":
+            argv += ["-device", f"ide-cd,drive=cd0,bootindex={bootindex}"]
         else:
             argv += [
-                "-drive",
-                f"if=none,id=cd0,media=cdrom,readonly=on,format=raw,file={vm.cdrom}",
                 "-device",
                 "virtio-scsi-pci,id=scsi0",
                 "-device",
                 f"scsi-cd,drive=cd0,bootindex={bootindex}",
             ]
         bootindex += 1
+    if vm.usb_disks:
+        argv += ["-device", "qemu-xhci,id=xhci"]
+    for i, disk in enumerate(vm.usb_disks):
+        usb = f"usb-storage,bus=xhci.0,drive=u{i},removable=on,bootindex={bootindex}"
+        argv += ["-drive", f"if=none,id=u{i},format=raw,readonly=on,file={disk}", "-device", usb]
+        bootindex += 1
+    sectors = vm.disk_sector_size
+    blocks = f",logical_block_size={sectors},physical_block_size={sectors}" if sectors != 512 else ""
     for i, disk in enumerate(vm.disks):
         snap = "" if vm.writable_disks else ",snapshot=on"
-        argv += [
-            "-drive",
-            f"if=none,id=d{i},format={vm.disk_format},file={disk}{snap}",
-            "-device",
-            f"virtio-blk-pci,drive=d{i},bootindex={bootindex}"
-            + (
-                f",logical_block_size={vm.disk_sector_size},physical_block_size={vm.disk_sector_size}"
-                if vm.disk_sector_size != 512
-                else ""
-            ),
-        ]
+        argv += ["-drive", f"if=none,id=d{i},format={vm.disk_format},file={disk}{snap}",
+                 "-device", f"virtio-blk-pci,drive=d{i},bootindex={bootindex}{blocks}"]  # fmt: skip
         bootindex += 1
     if vm.net or vm.ssh_port or vm.pxe:
         netdev = "user,id=n0"
@@ -294,8 +283,19 @@ def qemu_command(vm: VmConfig, workdir: Path) -> list[str]:
         nic = "virtio-net-pci,netdev=n0"
         nic += f",bootindex={bootindex}" if vm.pxe else ",romfile="
         argv += ["-netdev", netdev, "-device", nic]
-    argv += list(vm.extra_args)
     return argv
+
+
+def qemu_command(vm: VmConfig, workdir: Path) -> list[str]:
+    """The full QEMU argv for ``vm``; per-boot files (vars copy, combined initrd) go into ``workdir``."""
+    m = vm.machine
+    accel = pick_accel(m.arch)
+    direct = vm.kernel is not None
+    uefi = not direct and (m.firmware == "uefi" or m.arch == "aarch64")
+    argv = _machine_args(vm, accel, uefi, workdir)
+    if direct:
+        argv += _direct_args(vm, workdir)
+    return argv + _media_args(vm) + list(vm.extra_args)
 
 
 @dataclass
@@ -341,26 +341,85 @@ class _Console:
             self.log_file.close()
 
 
-def _wait_for(console: _Console, until: Sequence[str], timeout: float, start: float, argv: list[str]) -> str:
-    """Pump until a marker, QEMU exit, a failure pattern or the timeout; return the end reason."""
+@dataclass
+class _Watch:
+    """What the runner waits for and how long."""
+
+    until: Sequence[str]
+    patterns: tuple[FailPattern, ...]
+    limits: Timeouts
+    argv: list[str]
+    grace: float = 3.0  # after a failure pattern: keep reading this long for context (the reason line)
+
+
+def _fail(console: _Console, watch: _Watch, pattern: FailPattern, line: str) -> BootError:
+    """Read a little more (what follows a panic or an Ignition failure explains it), then the error."""
+    end = time.monotonic() + watch.grace
+    last = time.monotonic()
+    while time.monotonic() < end and time.monotonic() - last < 1.0:
+        size = len(console.buf)
+        if not console.pump(0.2):
+            break
+        if len(console.buf) != size:
+            last = time.monotonic()
+    text = console.text
+    found = pattern.find(text) or line
+    if pattern.reason == "Ignition failed" and "FIXTURE-IGNITION-FAILED" in text:
+        found = next(ln for ln in text.splitlines() if ln.startswith("FIXTURE-IGNITION-FAILED"))
+    return BootError(f"boot failed: {pattern.reason}: {found!r} on the serial console", text,
+                     reason=pattern.reason)  # fmt: skip
+
+
+def _wait_for(
+    console: _Console,
+    until: Sequence[str],
+    timeout: float | Timeouts,
+    start: float,
+    argv: list[str],
+    patterns: Sequence[FailPattern] = FAIL_PATTERNS,
+) -> str:
+    """Pump until a marker, QEMU exit, a failure pattern, silence or the cap; return the end reason."""
+    limits = timeout if isinstance(timeout, Timeouts) else Timeouts(timeout, timeout)
+    watch = _Watch(until, active_patterns(tuple(patterns), tuple(until)), limits, argv)
+    scanned = 0  # lines before this offset were checked already
+    last_output = time.monotonic()
     while True:
+        size = len(console.buf)
         alive = console.pump(0.25)
+        now = time.monotonic()
+        if len(console.buf) != size:
+            last_output = now
         text = console.text
-        for pat in FAIL_PATTERNS:
-            if pat in text:
-                raise BootError(f"boot failed: {pat!r} on the serial console", text)
+        fresh = text[scanned:]
+        for pat in watch.patterns:
+            line = pat.find(fresh)
+            if line is not None:
+                raise _fail(console, watch, pat, line)
         for marker in until:
             if re.search(rf"(^|\n){re.escape(marker)}(\s|$)", text):
                 return f"marker:{marker}"
+        scanned = max(scanned, text.rfind("\n", 0, len(text)) + 1)
         if not alive:
             rc = console.proc.wait()
             if rc < 0:
                 raise EmulatorCrash(f"QEMU was killed by signal {-rc}: {' '.join(argv)}")
             if rc != 0:
-                raise BootError(f"QEMU exited with code {rc}: {' '.join(argv)}", text)
+                raise BootError(f"QEMU exited with code {rc}: {' '.join(argv)}", text, reason="qemu exit")
             return "exit:0"
-        if time.monotonic() - start > timeout:
-            raise BootError(f"timed out after {timeout:.0f} s waiting for {' or '.join(until)}", text)
+        if now - last_output > limits.idle:
+            raise BootError(f"no console output for {limits.idle:.0f} s (waiting for {' or '.join(until)})",
+                            text, reason="no console output")  # fmt: skip
+        if now - start > limits.overall:
+            raise BootError(f"timed out after {limits.overall:.0f} s waiting for {' or '.join(until)}", text,
+                            reason="timeout")  # fmt: skip
+
+
+def boot_timeouts(vm: VmConfig, timeout: float | None, idle_timeout: float | None) -> Timeouts:
+    """The limits of one boot: from the accelerator (and host load), capped by the caller's ``timeout``."""
+    limits = Timeouts.for_accel(pick_accel(vm.machine.arch)).capped(timeout)
+    if idle_timeout is not None:
+        limits = Timeouts(limits.overall, idle_timeout)
+    return limits
 
 
 @contextlib.contextmanager
@@ -368,16 +427,30 @@ def running(
     vm: VmConfig,
     *,
     until: Sequence[str] = DEFAULT_UNTIL,
-    timeout: float = 180.0,
+    timeout: float | None = 180.0,
+    idle_timeout: float | None = None,
     log_path: Path | None = None,
     crash_retries: int = 1,
+    fail_on: Sequence[FailPattern] = FAIL_PATTERNS,
 ) -> Iterator[BootLog]:
     """Start ``vm``, wait for a marker, yield the log so far; QEMU is stopped when the block exits.
 
+    ``timeout`` caps the whole wait (None: derived from the accelerator, :class:`Timeouts`);
+    ``idle_timeout`` is the longest silence on the console (default: derived from the accelerator).
+    ``fail_on`` are the console patterns that fail the boot at once (a pattern matching one of the
+    ``until`` markers is not a failure: the caller waits for it).
+
+    The media are checked first (:func:`coreos_infra.preflight.check_vm`: :class:`BootError` with reason
+    ``missing file``, ``wrong architecture`` or ``sector size mismatch``, before QEMU starts).
     If QEMU itself is killed by a signal before the marker (seen under TCG on a loaded host: SIGSEGV a
     second into the guest kernel), the boot is started again from scratch, at most ``crash_retries``
     times, with a warning; guest failures (patterns, non-zero exits, timeouts) are never retried.
     """
+    try:
+        preflight.check_vm(vm)
+    except preflight.PreflightError as e:
+        raise BootError(str(e), "", reason=e.reason) from None
+    limits = boot_timeouts(vm, timeout, idle_timeout)
     for attempt in range(crash_retries + 1):
         with tempfile.TemporaryDirectory(prefix="coreos-infra-vm-") as tmp:
             argv = qemu_command(vm, Path(tmp))
@@ -387,10 +460,11 @@ def running(
                 console = _Console(proc, log_path)
                 try:
                     try:
-                        reason = _wait_for(console, until, timeout, start, argv)
+                        reason = _wait_for(console, until, limits, start, argv, fail_on)
                     except EmulatorCrash as exc:
                         if attempt == crash_retries:
-                            raise BootError(f"{exc} (after {attempt + 1} attempts)", console.text) from exc
+                            raise BootError(f"{exc} (after {attempt + 1} attempts)", console.text,
+                                            reason="qemu crash") from exc  # fmt: skip
                         LOG.warning("%s; booting again (attempt %d)", exc, attempt + 2)
                         continue
                     yield BootLog(console.text, reason, time.monotonic() - start, argv)
@@ -403,187 +477,12 @@ def boot(
     vm: VmConfig,
     *,
     until: Sequence[str] = DEFAULT_UNTIL,
-    timeout: float = 180.0,
+    timeout: float | None = 180.0,
+    idle_timeout: float | None = None,
     log_path: Path | None = None,
+    fail_on: Sequence[FailPattern] = FAIL_PATTERNS,
 ) -> BootLog:
-    """Boot ``vm`` until a marker or until QEMU exits; return the serial log."""
-    with running(vm, until=until, timeout=timeout, log_path=log_path) as log:
+    """Boot ``vm`` until a marker or until QEMU exits; return the serial log (see :func:`running`)."""
+    with running(vm, until=until, timeout=timeout, idle_timeout=idle_timeout, log_path=log_path,
+                 fail_on=fail_on) as log:  # fmt: skip
         return log
-
-
-# ---------------------------------------------------------------- the fixture OS protocol
-
-
-@dataclass(frozen=True)
-class FileInfo:
-    path: str
-    mode: int
-    uid: int
-    gid: int
-    size: int
-    sha256: str
-    content: bytes | None  # only for files < 8 KiB
-
-    @property
-    def text(self) -> str:
-        if self.content is None:
-            raise CoreosInfraError(f"{self.path}: content not reported (file is {self.size} bytes)")
-        return self.content.decode()
-
-
-@dataclass(frozen=True)
-class User:
-    name: str
-    uid: int
-    gid: int
-    home: str
-    shell: str
-    groups: tuple[str, ...]
-
-
-@dataclass
-class FixtureResult:
-    """The fixture OS's report, parsed from its serial log (see coreos_infra.fixtures)."""
-
-    booted: bool = False
-    arch: str = ""
-    cmdline: str = ""
-    release: str = ""
-    source: str | None = None  # initrd | boot | url | none
-    ignition_ok: bool = False
-    ignition_failed: str | None = None
-    ignition_skipped: bool = False
-    ignition_log: list[str] = field(default_factory=list)
-    rootfs: dict[str, str] = field(default_factory=dict)
-    bootdev: str | None = None
-    files: dict[str, FileInfo] = field(default_factory=dict)
-    dirs: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # path -> (mode, uid, gid)
-    links: dict[str, str] = field(default_factory=dict)
-    ssh_ready: bool = False
-    done: bool = False
-    root: dict[str, str] = field(default_factory=dict)  # FIXTURE-ROOT (metal-systemd): label, dev, init
-    systemd_state: str | None = None  # FIXTURE-SYSTEMD: systemctl is-system-running --wait
-    failed_units: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        """Booted, and Ignition ran and succeeded."""
-        return self.booted and self.ignition_ok
-
-    @property
-    def kargs(self) -> list[str]:
-        return self.cmdline.split()
-
-    def karg(self, name: str) -> str | None:
-        """Value of the last ``name=value`` (``""`` for a bare flag) on the kernel command line, or None."""
-        value = None
-        for word in self.kargs:
-            if word == name:
-                value = ""
-            elif word.startswith(name + "="):
-                value = word[len(name) + 1 :]
-        return value
-
-    @property
-    def users(self) -> dict[str, User]:
-        """Users from the /etc/passwd Ignition (useradd) wrote, with groups from /etc/group."""
-        passwd, group = self.files.get("/etc/passwd"), self.files.get("/etc/group")
-        if passwd is None or passwd.content is None:
-            return {}
-        members: dict[str, list[str]] = {}
-        if group is not None and group.content is not None:
-            for line in group.text.splitlines():
-                parts = line.split(":")
-                if len(parts) >= 4:
-                    for member in filter(None, parts[3].split(",")):
-                        members.setdefault(member, []).append(parts[0])
-        users = {}
-        for line in passwd.text.splitlines():
-            p = line.split(":")
-            if len(p) >= 7:
-                users[p[0]] = User(p[0], int(p[2]), int(p[3]), p[5], p[6], tuple(members.get(p[0], [])))
-        return users
-
-
-def _kv(words: list[str]) -> dict[str, str]:
-    return dict(w.split("=", 1) for w in words if "=" in w)
-
-
-def parse_log(text: str) -> FixtureResult:
-    """Parse the ``FIXTURE-*`` lines of a serial log (kernel/firmware noise is ignored)."""
-    r = FixtureResult()
-    content_path: str | None = None
-    content: list[str] = []
-    for raw in text.replace("\r", "").split("\n"):
-        line = raw.strip()
-        if content_path is not None:
-            if line == "FIXTURE-CONTENT-END":
-                info = r.files.get(content_path)
-                data = base64.b64decode("".join(content))
-                if info is not None:
-                    r.files[content_path] = FileInfo(
-                        info.path, info.mode, info.uid, info.gid, info.size, info.sha256, data
-                    )
-                content_path = None
-            else:
-                content.append(line)
-            continue
-        if not line.startswith("FIXTURE-"):
-            # a getty's "host login: " prompt can precede a marker printed by a systemd unit
-            if "login: FIXTURE-" not in line:
-                continue
-            line = line[line.index("login: FIXTURE-") + len("login: ") :]
-        key, _, rest = line.partition(" ")
-        if key == "FIXTURE-BOOT-OK":
-            r.booted = True
-            r.arch = _kv(rest.split()).get("arch", "")
-        elif key == "FIXTURE-CMDLINE":
-            r.cmdline = rest
-        elif key == "FIXTURE-RELEASE":
-            r.release = rest.split()[0] if rest else ""
-        elif key == "FIXTURE-IGNITION-SOURCE":
-            r.source = rest.strip()
-        elif key == "FIXTURE-IGNITION-OK":
-            r.ignition_ok = True
-        elif key == "FIXTURE-IGNITION-FAILED":
-            r.ignition_failed = rest.strip() or "unknown"
-        elif key == "FIXTURE-IGNITION-SKIPPED":
-            r.ignition_skipped = True
-        elif key == "FIXTURE-IGNITION-LOG":
-            r.ignition_log.append(rest)
-        elif key == "FIXTURE-ROOTFS":
-            r.rootfs = _kv(rest.split())
-        elif key == "FIXTURE-BOOTDEV":
-            r.bootdev = _kv(rest.split()).get("dev")
-        elif key == "FIXTURE-FILE":
-            path, *fields = rest.rsplit(" ", 5)
-            kv = _kv(fields)
-            r.files[path] = FileInfo(
-                path,
-                int(kv["mode"], 8),
-                int(kv["uid"]),
-                int(kv["gid"]),
-                int(kv["size"]),
-                kv["sha256"],
-                b"" if kv["size"] == "0" else None,
-            )
-        elif key == "FIXTURE-CONTENT-BEGIN":
-            content_path, content = rest, []
-        elif key == "FIXTURE-DIR":
-            path, *fields = rest.rsplit(" ", 3)
-            kv = _kv(fields)
-            r.dirs[path] = (int(kv["mode"], 8), int(kv["uid"]), int(kv["gid"]))
-        elif key == "FIXTURE-LINK":
-            path, _, target = rest.rpartition(" target=")
-            r.links[path] = target
-        elif key == "FIXTURE-ROOT":
-            r.root = _kv(rest.split())
-        elif key == "FIXTURE-SYSTEMD":
-            kv = _kv(rest.split())
-            r.systemd_state = kv.get("state")
-            r.failed_units = [u for u in kv.get("failed", "none").split(",") if u and u != "none"]
-        elif key == "FIXTURE-SSH-READY":
-            r.ssh_ready = True
-        elif key == "FIXTURE-DONE":
-            r.done = True
-    return r

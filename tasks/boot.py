@@ -8,19 +8,23 @@ from pathlib import Path
 from invoke import Context, Exit, task
 
 from coreos_infra.exits import exits_on_errors
-from tasks._common import SOURCE_HELP, outcomes, recipes
+from tasks._common import ROOT, SOURCE_HELP, outcomes, recipes
 from tasks.dev import fixtures
 
 
 @task(
-    iterable=["host"],
+    iterable=["host", "path"],
     help={
         "target": f"target recipe to build and boot ({recipes()})",
         "site": "site profile (default: the only/first site)",
         "host": "host of the site (repeatable); default: a site-wide image",
         "all_hosts": "boot-test one image per host of the site",
         "firmware": "x86_64 firmware: uefi (OVMF) or bios (SeaBIOS); aarch64 always boots AAVMF",
-        "timeout": "seconds to wait for the booted system's report",
+        "timeout": "seconds a boot may take at most (default: derived from the accelerator and host load)",
+        "all": "boot every declared boot path (target x firmware x scenario) of the host; writes "
+        "artifacts/boot-test/junit.xml and summary.md",
+        "jobs": "--all: VMs at once (default: one per 2 cores, bounded by free memory)",
+        "path": "--all: only the paths matching this pattern, e.g. 'pxe/*' or '*/uefi/*' (repeatable)",
         **SOURCE_HELP,
     },
 )
@@ -32,7 +36,10 @@ def boot_test(
     host: list[str] | None = None,
     all_hosts: bool = False,
     firmware: str = "uefi",
-    timeout: float = 600.0,
+    timeout: float = 0.0,
+    all: bool = False,
+    jobs: int = 0,
+    path: list[str] | None = None,
     offline: bool = False,
     stream_base_url: str = "",
     keyring: str = "",
@@ -44,7 +51,16 @@ def boot_test(
 
     Every file, directory, link, unit and user the delivered config declares is compared with what the booted
     system reports. KVM is used when it works, TCG otherwise. The serial log is kept beside the artifact.
+
+    With --all, every boot path the project claims for the host is built and booted (ISO as CD and USB
+    stick under SeaBIOS and OVMF, installs, iPXE TFTP/HTTP, PXELINUX, GRUB netboot, metal BIOS/UEFI/4Kn,
+    rpi4 under AAVMF, ...; see qemu/README.md "Boot paths"), --jobs at a time; one JUnit testcase per
+    path named <target>/<bios|uefi>/<scenario>. Exit code 1 when any path fails.
     """
+    if all:
+        source = (offline, stream_base_url, keyring, insecure, firmware_url)
+        _boot_matrix(site, host, jobs, path, timeout, source, force)
+        return
     from coreos_infra.boottest import boot_artifact
 
     failed = 0
@@ -54,11 +70,45 @@ def boot_test(
             outcome.meta_path,
             ignition_bytes=outcome.request.ignition,
             firmware=firmware,
-            timeout=timeout,
+            timeout=timeout or 600.0,
         )
         print(report.summary())
         print(f"  serial log: {report.serial_log}")
         failed += 0 if report.ok else 1
+    if failed:
+        raise Exit(code=1)
+
+
+def _boot_matrix(
+    site: str,
+    host: list[str] | None,
+    jobs: int,
+    patterns: list[str] | None,
+    timeout: float,
+    source_args: tuple[bool, str, str, bool, str],
+    force: bool,
+) -> None:
+    """``boot-test --all``: the host's boot paths, built through the pipeline, booted by boottest.matrix."""
+    from coreos_infra.boottest.matrix import MatrixOptions, declared_paths, run_matrix
+    from coreos_infra.boottest.paths import select
+    from coreos_infra.paths import artifacts_dir
+    from coreos_infra.recipes import load_project
+
+    if host and len(host) > 1:
+        print("Error: --all boots the paths of one host (give --host once)", file=sys.stderr)
+        raise Exit(code=2)
+    paths = select(declared_paths(sorted(load_project(ROOT).targets)), tuple(patterns or ()))
+
+    def build(recipe: str) -> tuple[Path, bytes]:
+        (outcome,) = outcomes(recipe, site, host, False, source_args, force)
+        return outcome.meta_path, outcome.request.ignition
+
+    out = artifacts_dir(ROOT) / "boot-test"
+    opts = MatrixOptions(paths, out, jobs=jobs or None, timeout=timeout or None)
+    results = run_matrix(opts, build, lambda line: print(line, flush=True))
+    failed = [r for r in results if not r.ok]
+    print(f"\nboot-test --all: {len(results) - len(failed)}/{len(results)} paths passed; "
+          f"{out / 'junit.xml'}, {out / 'summary.md'}")  # fmt: skip
     if failed:
         raise Exit(code=1)
 

@@ -181,7 +181,8 @@ class MirrorFixture:
 
 
 def build_mirror(root: Path, key: gpg.SigningKey, work: Path) -> MirrorFixture:
-    """A mirror with two releases: metal raw.xz/iso/pxe for x86_64, raw.xz for aarch64, qemu qcow2.xz."""
+    """A mirror with two releases: metal raw.xz/iso/pxe/4k.raw.xz for x86_64, raw.xz for aarch64, qemu
+    qcow2.xz."""
     work.mkdir(parents=True, exist_ok=True)
     contents: dict[tuple[str, str, str, str], bytes] = {}
     for release, seed in ((OLD_RELEASE, 100), (RELEASE, 200)):
@@ -194,6 +195,7 @@ def build_mirror(root: Path, key: gpg.SigningKey, work: Path) -> MirrorFixture:
             ("x86_64", "metal", "pxe", "rootfs", 120 << 10),
             ("aarch64", "metal", "raw.xz", "disk", 200 << 10),
             ("x86_64", "qemu", "qcow2.xz", "disk", 100 << 10),
+            ("x86_64", "metal", "4k.raw.xz", "disk", 60 << 10),  # the metal4k recipe's base
         ]
         for i, (arch, platform, fmt, role, size) in enumerate(specs):
             raw = pseudo_random(size, seed + i)

@@ -382,7 +382,7 @@ def test_not_found(mirror: MirrorFixture, server: MirrorServer, tmp_path: Path) 
             {"platform": "aws"},
             r"architectures\.x86_64\.artifacts: no platform 'aws'.*\(available: metal, qemu\)",
         ),
-        ({"fmt": "4k.raw.xz"}, r"formats: no format '4k\.raw\.xz' \(available: iso, pxe, raw\.xz\)"),
+        ({"fmt": "vhd.xz"}, r"formats: no format 'vhd\.xz' \(available: 4k\.raw\.xz, iso, pxe, raw\.xz\)"),
     ],
 )
 def test_unknown_arch_platform_format(

@@ -10,6 +10,7 @@ place the project learns about the kind::
         arches = (Arch.X86_64, Arch.AARCH64)         # the first is the default
         output = Output("qemu", "qcow2", ".qcow2")   # what the main artifact is
         boot = BootProfile(medium="disk", disk_format="qcow2")
+        boot_paths = (BootPath("qemu", "uefi", "disk", "disk"),)   # what `invoke boot-test --all` boots
 
         def build(self, req: BuildRequest) -> BuildResult: ...
 
@@ -39,6 +40,7 @@ from coreos_infra.errors import CoreosInfraError, InputError, Location
 
 if TYPE_CHECKING:
     from coreos_infra import qemu
+    from coreos_infra.boottest.paths import BootPath
     from coreos_infra.recipes.yamlsrc import Node
 
 
@@ -137,6 +139,9 @@ class Target:
     arches: ClassVar[tuple[Arch, ...]] = (Arch.X86_64, Arch.AARCH64)  # the first is the default
     output: ClassVar[Output]
     boot: ClassVar[BootProfile]
+    # every way the project claims the kind's artifacts boot (coreos_infra.boottest.paths): the boot
+    # matrix (`invoke boot-test --all`) boots each one whose recipe exists
+    boot_paths: ClassVar[tuple[BootPath, ...]] = ()
     base_roles: ClassVar[Mapping[str, str]] = {}  # stream artifact role -> role the builder reads
 
     def __init_subclass__(cls, *, kind: str, **kwargs: Any) -> None:
@@ -208,7 +213,14 @@ class Target:
 
             disk = workdir / f"disk.{self.boot.disk_format}"
             decompress_to_sparse(artifact, disk)
-        return qemu.VmConfig(machine, disks=(disk,), disk_format=self.boot.disk_format)
+        sectors = 512
+        if self.boot.disk_format == "raw":
+            from coreos_infra.preflight import disk_sector_size
+
+            sectors = disk_sector_size(disk) or 512  # a 4Kn image (metal4k) boots as a 4Kn disk
+        return qemu.VmConfig(
+            machine, disks=(disk,), disk_format=self.boot.disk_format, disk_sector_size=sectors
+        )
 
 
 def load_all() -> dict[str, type[Target]]:

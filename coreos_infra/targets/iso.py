@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from coreos_infra.boottest.paths import live_media_paths
 from coreos_infra.build import BuildRequest, BuildResult
 from coreos_infra.disk.bootfs import NetworkKeyfile
 from coreos_infra.errors import CoreosInfraError, InputError, Location
@@ -170,6 +171,9 @@ class IsoTarget(Target, kind="iso"):
     arches = (Arch.X86_64, Arch.AARCH64)
     output = Output("metal", "iso", ".iso")
     boot = BootProfile(medium="cdrom")
+    # the same bytes boot as a CD and as a USB stick (hybrid), under SeaBIOS and OVMF; the installer
+    # (usb) also installs, and its installed disk boots a second time without Ignition
+    boot_paths = (*live_media_paths("usb", install=True), *live_media_paths("live", install=False))
     base_roles = {"disk": "iso"}  # the stream's "disk" of the iso format is the live ISO
 
     def build(self, req: BuildRequest) -> BuildResult:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from coreos_infra.boottest.paths import BootPath
 from coreos_infra.build import BuildRequest, BuildResult
 from coreos_infra.disk.options import DiskOptions, base_disk
 from coreos_infra.disk.rawimage import build_raw_image
@@ -23,6 +24,14 @@ class MetalTarget(Target, kind="metal"):
     bases = (Base("metal", "raw.xz"), Base("metal", "4k.raw.xz"))
     output = Output("metal", "raw.xz", ".raw.xz")
     boot = BootProfile(medium="disk", xz=True)
+    # hybrid disks boot under SeaBIOS and OVMF; metal4k (the 4k.raw.xz base) only as a 4Kn UEFI disk
+    boot_paths = (
+        BootPath("metal", "bios", "disk", "disk"),
+        BootPath("metal", "uefi", "disk", "disk"),
+        BootPath("metal", "uefi", "4kn", "disk", recipe="metal4k", sector_size=4096),
+        BootPath("metal", "uefi", "second-boot", "disk"),
+        BootPath("metal", "uefi", "services", "disk"),
+    )
 
     def build(self, req: BuildRequest) -> BuildResult:
         opts: DiskOptions = self.options_of(req)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from coreos_infra import cpio, qemu
+from coreos_infra.boottest.paths import BootPath
 from coreos_infra.build import BuildRequest, BuildResult
 from coreos_infra.errors import CoreosInfraError
 from coreos_infra.live.customize import CustomizeOptions, InputFile
@@ -201,6 +202,16 @@ class PxeTarget(Target, kind="pxe"):
     arches = (Arch.X86_64, Arch.AARCH64)
     output = Output("metal", "pxe", "-pxe.tar")
     boot = BootProfile(medium="pxe")
+    # every loader the bundle has a configuration for (boot.ipxe, pxelinux.cfg/default, grub.cfg);
+    # pxe-install is the unattended-install variant of the bundle
+    boot_paths = (
+        BootPath("pxe", "bios", "ipxe-tftp", "ipxe-tftp"),
+        BootPath("pxe", "uefi", "ipxe-tftp", "ipxe-tftp"),
+        BootPath("pxe", "bios", "ipxe-http", "ipxe-http"),
+        BootPath("pxe", "bios", "pxelinux", "pxelinux"),
+        BootPath("pxe", "uefi", "grub", "grub"),
+        BootPath("pxe", "bios", "ipxe-http-install", "ipxe-http", recipe="pxe-install"),
+    )
 
     def build(self, req: BuildRequest) -> BuildResult:
         opts: PxeTargetOptions = self.options_of(req)

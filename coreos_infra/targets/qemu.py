@@ -31,6 +31,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
+from coreos_infra.boottest.paths import BootPath
 from coreos_infra.build import BuildRequest, BuildResult
 from coreos_infra.disk.bootfs import customize_boot, find_boot_partition
 from coreos_infra.disk.check import check_image
@@ -78,6 +79,7 @@ class QemuTarget(Target, kind="qemu"):
     arches = (Arch.X86_64, Arch.AARCH64)
     output = Output("qemu", "qcow2", ".qcow2")
     boot = BootProfile(medium="disk", disk_format="qcow2")
+    boot_paths = (BootPath("qemu", "uefi", "disk", "disk"),)
 
     def build(self, req: BuildRequest) -> BuildResult:
         opts: QemuOptions = self.options_of(req)

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from coreos_infra import firmware
+from coreos_infra.boottest.paths import BootPath
 from coreos_infra.build import BuildRequest, BuildResult
 from coreos_infra.disk.fat import FatImage
 from coreos_infra.disk.options import COMMON_KEYS, DiskOptions, base_disk, parse_bool
@@ -146,6 +147,7 @@ class Rpi4Target(Target, kind="rpi4"):
     arches = (Arch.AARCH64,)
     output = Output("metal", "raw.xz", ".raw.xz")
     boot = BootProfile(medium="disk", firmware=("uefi",), xz=True)
+    boot_paths = (BootPath("rpi4", "uefi", "disk", "disk"),)  # AAVMF (QEMU has no Raspberry Pi 4 machine)
 
     @classmethod
     def inputs(cls, options: Rpi4Options) -> tuple[PiFirmware, ...]:
