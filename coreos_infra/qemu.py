@@ -396,7 +396,9 @@ def _wait_for(
             if line is not None:
                 raise _fail(console, watch, pat, line)
         for marker in until:
-            if re.search(rf"(^|\n){re.escape(marker)}(\s|$)", text):
+            found = re.search(rf"(^|\n){re.escape(marker)}(\s|$)", text)
+            if found:
+                _finish_line(console, found.end())
                 return f"marker:{marker}"
         scanned = max(scanned, text.rfind("\n", 0, len(text)) + 1)
         if not alive:
@@ -412,6 +414,14 @@ def _wait_for(
         if now - start > limits.overall:
             raise BootError(f"timed out after {limits.overall:.0f} s waiting for {' or '.join(until)}", text,
                             reason="timeout")  # fmt: skip
+
+
+def _finish_line(console: _Console, start: int, grace: float = 3.0) -> None:
+    """Read on until the marker's line is complete (its reason follows the marker), at most ``grace`` s."""
+    deadline = time.monotonic() + grace
+    while "\n" not in console.text[start - 1 :] and time.monotonic() < deadline:
+        if not console.pump(0.1):
+            return
 
 
 def boot_timeouts(vm: VmConfig, timeout: float | None, idle_timeout: float | None) -> Timeouts:

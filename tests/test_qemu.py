@@ -214,6 +214,18 @@ def test_runner_waits_for_a_pattern_when_it_is_the_marker() -> None:
     )
 
 
+def test_runner_reads_the_rest_of_the_marker_line() -> None:
+    """The serial line that carries a marker can arrive in pieces; its reason after the marker is kept."""
+    from coreos_infra.run import spawn
+
+    script = "printf 'FIXTURE-INSTALL-FAILED dest'; sleep 0.5; printf 'ination too small\\n'; sleep 30"
+    with spawn(["sh", "-c", script]) as proc:
+        console = qemu._Console(proc, None)
+        reason = qemu._wait_for(console, ("FIXTURE-INSTALL-FAILED",), 60, time.monotonic(), ["sh"])
+        assert reason == "marker:FIXTURE-INSTALL-FAILED"
+        assert "FIXTURE-INSTALL-FAILED destination too small\n" in console.text
+
+
 def test_runner_fails_on_silence_before_the_overall_cap() -> None:
     start = time.monotonic()
     with pytest.raises(BootError, match="no console output for 2 s") as err:
