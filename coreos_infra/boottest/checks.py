@@ -120,7 +120,7 @@ def run_checks(
             f"--hosts={host}", f"--ssh-identity-file={identity}",
             f"--junitxml={junit}", "-o", "junit_family=xunit1", "-q", "-rN",
             "-W", "ignore:Unknown ssh-ed25519 host key", "-W", "ignore::DeprecationWarning",
-            *checks,
+            *(c.resolve() for c in checks),
         ]  # fmt: skip
         env = {NA_ENV: json.dumps(na), "PYTHONPATH": _import_path()}
         out = run(argv, capture=True, check=False, timeout=timeout, env=env)
