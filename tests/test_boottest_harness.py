@@ -345,5 +345,6 @@ def test_site_boot_test_key_is_in_every_render(tmp_path: Path) -> None:
     core = next(u for u in cfg["passwd"]["users"] if u["name"] == "core")
     assert public in core["sshAuthorizedKeys"] and len(core["sshAuthorizedKeys"]) == 2
     site.write_text(site.read_text().replace("ssh_key: boot-test-key", "ssh_key: missing-key"))
-    with pytest.raises(InputError, match=r"lab\.yaml:\d+:\d+: boot_test\.ssh_key: boot-test SSH key .*missing-key"):
+    located = r"lab\.yaml:\d+:\d+: boot_test\.ssh_key: boot-test SSH key .*missing-key"
+    with pytest.raises(InputError, match=located):
         load_project(project_root)

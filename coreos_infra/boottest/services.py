@@ -42,15 +42,19 @@ def build_services(
     project = load_project(root)
     metal = project.target(recipe)
     if metal.kind != "metal" or metal.arch != "x86_64":
-        raise CoreosInfraError(f"the services boot needs an x86_64 metal recipe, not {recipe} ({metal.kind})")
+        raise CoreosInfraError(
+            f"the services boot needs an x86_64 metal recipe, not {recipe} ({metal.kind})"
+        )
     project.targets[SERVICES_TARGET] = dataclasses.replace(
         metal,
         name=SERVICES_TARGET,
         base=SYSTEMD_BASE,
         description=f"{metal.description} (on the systemd fixture root, for the services boot test)",
     )
-    plan = pipeline.BuildPlan(root=root, target=SERVICES_TARGET, site=site, host=host, source=source,
-                              cache_dir=cache_dir, out_root=out_root, force=force, keys_dir=keys_dir)  # fmt: skip
+    plan = pipeline.BuildPlan(
+        root=root, target=SERVICES_TARGET, site=site, host=host, source=source,
+        cache_dir=cache_dir, out_root=out_root, force=force, keys_dir=keys_dir,
+    )  # fmt: skip
     return pipeline.build(plan, project)
 
 
