@@ -36,6 +36,7 @@ class Source:
     insecure: bool = False  # allow artifacts without a signature (never a bad one)
     firmware_url: str | None = None  # directory URL holding RPi4_UEFI_Firmware_<version>.zip (mirror)
     fixture_firmware: Path | None = None  # offline: make fixture firmware zips in this directory
+    fixture: bool = False  # the offline fixture mirror: its images run the fixture OS, not FCOS
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,9 @@ class BuildPlan:
     cache_dir: Path = Path("artifacts/cache")
     out_root: Path = Path("artifacts/build")
     force: bool = False  # rebuild even if meta.json has the same build ID
+    # where the site's throw-away boot-test SSH key lives (artifacts/keys); None: no boot-test key unless
+    # the site names one (coreos_infra.recipes.boottestkey)
+    keys_dir: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,7 @@ class BuildOutcome:
     meta: dict[str, Any]
     rendered: Rendered
     cached: bool
+    identity: Path | None = None  # the boot-test SSH key the image accepts for core (boot_test_identity)
 
 
 def offline_source(cache_root: Path | None = None) -> Source:
@@ -69,6 +74,7 @@ def offline_source(cache_root: Path | None = None) -> Source:
         keyring=mirror.keyring,
         bundled_keys=False,
         fixture_firmware=mirror.entry.parent,
+        fixture=True,
     )
 
 
@@ -138,8 +144,30 @@ def _render(
             base_release=release,
             firmware_version=",".join(i.version for i in inputs),
             firmware_sha256=",".join(sha256_file(p) for p in extra.values()),
+            extra_ssh_keys=boot_test_keys(plan, project),
         )
     return rendered, extra
+
+
+def boot_test_keys(plan: BuildPlan, project: Project) -> tuple[str, ...]:
+    """The throw-away boot-test key of the site (when ``plan.keys_dir`` is set and the site names none)."""
+    from coreos_infra.recipes.boottestkey import throwaway_key
+
+    site = project.site(plan.site) if plan.site else project.default_site()
+    if plan.keys_dir is None or site.boot_test_key is not None:
+        return ()
+    return (throwaway_key(site.name, plan.keys_dir).public,)
+
+
+def boot_test_identity(plan: BuildPlan, project: Project | None = None) -> Path | None:
+    """The private key that logs in to what ``plan`` builds as core (None: the images accept none)."""
+    from coreos_infra.recipes.boottestkey import throwaway_key
+
+    project = project or load_project(plan.root)
+    site = project.site(plan.site) if plan.site else project.default_site()
+    if site.boot_test_key is not None:
+        return site.boot_test_key.private
+    return throwaway_key(site.name, plan.keys_dir).private if plan.keys_dir is not None else None
 
 
 def planned_build_id(plan: BuildPlan, project: Project, release: str) -> str:
@@ -175,7 +203,8 @@ def build(plan: BuildPlan, project: Project | None = None) -> BuildOutcome:
     meta_path = out_dir / "meta.json"
     if not plan.force and (meta := _up_to_date(meta_path, rendered.build_id)) is not None:
         LOG.info("‣ %s is up to date (build ID %s)", meta_path, rendered.build_id[:16])
-        return BuildOutcome(request, meta_path, meta, rendered, cached=True)
+        return BuildOutcome(request, meta_path, meta, rendered, cached=True,
+                            identity=boot_test_identity(plan, project))  # fmt: skip
     new_dir = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
     try:
@@ -186,16 +215,19 @@ def build(plan: BuildPlan, project: Project | None = None) -> BuildOutcome:
             with contextlib.suppress(OSError):
                 out_dir.rmdir()
         raise
-    result = _with_site_facts(result, rendered)
+    result = _with_site_facts(result, rendered, plan.source)
     meta_path = write_meta(request, result)
     meta = json.loads(meta_path.read_text())
-    return BuildOutcome(request, meta_path, meta, rendered, cached=False)
+    return BuildOutcome(request, meta_path, meta, rendered, cached=False,
+                        identity=boot_test_identity(plan, project))  # fmt: skip
 
 
-def _with_site_facts(result: BuildResult, rendered: Rendered) -> BuildResult:
+def _with_site_facts(result: BuildResult, rendered: Rendered, source: Source) -> BuildResult:
     facts = {
         "site": rendered.site.name if rendered.site else None,
         "host": rendered.host.name if rendered.host else None,
         "overlays": list(rendered.overlays),
+        # the boot test reads it: a fixture base boots the fixture OS (serial markers), others real FCOS
+        "base_source": {"url": source.base_url, "fixture": source.fixture},
     }
     return replace(result, meta={**facts, **result.meta})

@@ -64,6 +64,7 @@ def build_plan(
         cache_dir=cache_dir(root),
         out_root=artifacts_dir(root) / "build",
         force=force,
+        keys_dir=artifacts_dir(root) / "keys",
     )
 
 

@@ -156,7 +156,10 @@ def test_compare_detects_missing_and_wrong_files() -> None:
         "systemd": {"units": [{"name": "x.service", "contents": "[Unit]\n"}]},
     }
     expected = boottest.expected_state(config)
-    assert expected.files["/etc/b"] == (hashlib.sha256(b"beta").hexdigest(), 0o644)
+    assert (expected.files["/etc/b"].sha256, expected.files["/etc/b"].mode) == (
+        hashlib.sha256(b"beta").hexdigest(),
+        0o644,
+    )
     log = (
         "FIXTURE-BOOT-OK arch=x86_64\nFIXTURE-IGNITION-OK platform=metal\n"
         + _file_line("/etc/a", b"alpha", 0o644)  # wrong mode

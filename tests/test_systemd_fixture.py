@@ -10,7 +10,6 @@ over OpenSSH; the busybox metal disk boots under SeaBIOS, and a second boot of a
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import struct
@@ -144,11 +143,6 @@ def systemd_config(hostname: str, ssh_key: str) -> bytes:
 
 @pytest.mark.boot
 @pytest.mark.slow
-@pytest.mark.skipif(
-    os.environ.get("COREOS_INFRA_SYSTEMD_BOOT") != "1",
-    reason="systemd fixture boot over SSH is opt-in (COREOS_INFRA_SYSTEMD_BOOT=1): it once hung after "
-    "NetworkManager start under TCG (issue 14, not finished)",
-)
 @pytest.mark.filterwarnings("ignore:Unknown ssh-ed25519 host key")
 def test_metal_systemd_uefi_ignition_then_systemd_services_over_ssh(
     fixture_mirror: FixtureMirror, tmp_path: Path

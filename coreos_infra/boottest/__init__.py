@@ -1,38 +1,56 @@
-"""Boot a built artifact in QEMU and check that the system applied its Ignition config.
+"""Boot a built artifact in QEMU and check that the system applied its Ignition config and works.
 
 The expectations come from the Ignition config the artifact delivers to the first boot: the site's config
 for live and disk targets, the generated live config for installer targets (whose files include the
 installer settings and the destination config). Every file, directory, link, unit and user the config
-declares is compared with what the booted system reports: content (SHA-256 of the decoded source), mode,
-owner where numeric, link targets, unit files and presets.
+declares is compared with the booted system (:mod:`coreos_infra.boottest.expect`): content, mode, owner,
+link targets, enabled/disabled/masked units and Ignition's presets, users, groups and SSH keys.
+
+With the site's boot-test key (``identity``) the harness logs in as ``core`` over SSH
+(:mod:`coreos_infra.boottest.ssh`), reads the system there, and runs the testinfra checks of the base and
+every overlay of the host (:mod:`coreos_infra.boottest.checks`). Without it, or when the guest offers no
+SSH, the comparison uses the fixture OS's serial report (:func:`qemu.parse_log`).
 
 Offline, the booted system is the project's fixture OS (the real ``ignition`` binary in a busybox
-initramfs, :mod:`coreos_infra.fixtures`), which reports on its serial console (:func:`qemu.parse_log`).
+initramfs, or the systemd root of the metal-systemd disk, :mod:`coreos_infra.fixtures`), which reports on
+its serial console. A real FCOS artifact (its base did not come from the fixture mirror: ``meta.json``
+``base_source.fixture``) prints no markers: readiness is an SSH login and ``systemctl is-system-running
+--wait``, then every check runs, ``running``/``podman``/``registry`` ones included.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import posixpath
 import tempfile
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from coreos_infra import ignition, qemu
+from coreos_infra.boottest import checks as overlay_checks
+from coreos_infra.boottest import ssh as guest_ssh
+from coreos_infra.boottest.expect import Expected, GuestState, compare, compare_state, expected_state
 from coreos_infra.targets import target as target_class
 
+if TYPE_CHECKING:
+    from coreos_infra.pipeline import BuildOutcome
+
 LOG = logging.getLogger("coreos_infra.boottest")
+MARKERS = ("FIXTURE-SSH-READY", "FIXTURE-SSH-FAILED", "FIXTURE-DONE")  # in this order of preference
 
-
-@dataclass(frozen=True)
-class Expected:
-    files: dict[str, tuple[str | None, int]]  # path -> (sha256 of content or None if remote, mode)
-    dirs: dict[str, int]  # path -> mode
-    links: dict[str, str]  # path -> target
-    users: tuple[str, ...]
+__all__ = [
+    "BootTestReport",
+    "Expected",
+    "GuestState",
+    "boot_artifact",
+    "boot_build",
+    "compare",
+    "delivered_config",
+    "expected_state",
+]
 
 
 @dataclass
@@ -59,81 +77,6 @@ class BootTestReport:
         return "\n".join(lines)
 
 
-def _norm(path: str) -> str:
-    return posixpath.normpath(path)
-
-
-def expected_state(config: dict[str, Any]) -> Expected:
-    """What a system that applied ``config`` must contain (only what Ignition itself writes)."""
-    files: dict[str, tuple[str | None, int]] = {}
-    storage = config.get("storage") or {}
-    for f in storage.get("files") or []:
-        contents = f.get("contents") or {}
-        source = contents.get("source")
-        data: bytes | None = b""
-        if source is not None:
-            data = (
-                ignition.decode_source(source, contents.get("compression"))
-                if source.startswith("data:")
-                else None
-            )
-        for app in f.get("append") or []:
-            asrc = app.get("source")
-            if data is not None and asrc is not None and asrc.startswith("data:"):
-                data += ignition.decode_source(asrc, app.get("compression"))
-            else:
-                data = None
-        mode = f.get("mode")
-        digest = hashlib.sha256(data).hexdigest() if data is not None else None
-        files[_norm(f["path"])] = (digest, 0o644 if mode is None else mode)
-    dirs = {_norm(d["path"]): d.get("mode") or 0o755 for d in storage.get("directories") or []}
-    links = {_norm(lk["path"]): lk["target"] for lk in storage.get("links") or [] if not lk.get("hard")}
-    for unit in (config.get("systemd") or {}).get("units") or []:
-        base = "/etc/systemd/system"
-        if unit.get("contents") is not None and not unit.get("mask"):
-            files[f"{base}/{unit['name']}"] = (hashlib.sha256(unit["contents"].encode()).hexdigest(), 0o644)
-        for dropin in unit.get("dropins") or []:
-            if dropin.get("contents") is not None:
-                digest = hashlib.sha256(dropin["contents"].encode()).hexdigest()
-                files[f"{base}/{unit['name']}.d/{dropin['name']}"] = (digest, 0o644)
-        if unit.get("mask"):
-            links[f"{base}/{unit['name']}"] = "/dev/null"
-    users = tuple(u["name"] for u in (config.get("passwd") or {}).get("users") or [])
-    return Expected(files, dirs, links, users)
-
-
-def compare(expected: Expected, result: qemu.FixtureResult) -> tuple[list[str], list[str]]:
-    """(passed, failed) check descriptions."""
-    passed: list[str] = []
-    failed: list[str] = []
-
-    def check(ok: bool, what: str) -> None:
-        (passed if ok else failed).append(what)
-
-    check(result.booted, "system booted")
-    check(
-        result.ignition_ok,
-        f"Ignition succeeded{': ' + result.ignition_failed if result.ignition_failed else ''}",
-    )
-    for path, (digest, mode) in sorted(expected.files.items()):
-        info = result.files.get(path)
-        if info is None:
-            check(False, f"file {path} exists")
-            continue
-        if digest is not None:
-            check(info.sha256 == digest, f"file {path} has the configured content")
-        check(info.mode & 0o7777 == mode, f"file {path} has mode {mode:04o} (got {info.mode & 0o7777:04o})")
-    for path, mode in sorted(expected.dirs.items()):
-        got = result.dirs.get(path)
-        check(got is not None and got[0] & 0o7777 == mode, f"directory {path} with mode {mode:04o}")
-    for path, target in sorted(expected.links.items()):
-        check(result.links.get(path) == target, f"link {path} -> {target}")
-    users = result.users
-    for name in expected.users:
-        check(name in users, f"user {name} exists")
-    return passed, failed
-
-
 # ------------------------------------------------------------------ delivered configs and machines
 
 
@@ -141,6 +84,26 @@ def delivered_config(kind: str, artifact: Path, fallback: bytes) -> dict[str, An
     """The Ignition config the artifact hands to its first boot (``fallback``: the site's config)."""
     data = target_class(kind)().delivered_config(artifact, fallback)
     return ignition.parse(data, filename=str(artifact))
+
+
+def is_fixture_artifact(meta: dict[str, Any]) -> bool:
+    """Whether the artifact's base came from the offline fixture mirror (then it runs the fixture OS).
+
+    Builds from before ``base_source`` was recorded count as fixture builds (all of them were offline).
+    """
+    source = meta.get("base_source")
+    return bool(source.get("fixture", True)) if isinstance(source, dict) else True
+
+
+@dataclass(frozen=True)
+class _Session:
+    """What the SSH part of a boot needs."""
+
+    expected: Expected
+    identity: Path | None
+    checks: tuple[Path, ...]
+    system_timeout: float
+    workdir: Path
 
 
 def boot_artifact(
@@ -152,19 +115,28 @@ def boot_artifact(
     log_path: Path | None = None,
     vm: qemu.VmConfig | None = None,
     config: dict[str, Any] | None = None,
+    identity: Path | None = None,
+    checks: Sequence[Path] = (),
+    mac: str | None = None,
+    guest_addr: str | None = None,
+    real_os: bool | None = None,
+    system_timeout: float = 300.0,
 ) -> BootTestReport:
     """Boot the artifact described by ``meta_path`` and compare the system with its config.
 
     ``vm`` boots another way than the target's default (a firmware path of the boot matrix, an installed
     disk); ``config`` is the Ignition config that boot must have applied (default: the one the artifact
-    delivers to its first boot).
+    delivers to its first boot). ``identity``: the site's boot-test private key (``BuildOutcome.identity``)
+    to log in as core; ``checks``: the overlays' testinfra files (``Rendered.checks``). ``mac`` and
+    ``guest_addr``: the host's NIC MAC and static address, for an OS that applies its NetworkManager
+    keyfile (the systemd fixture root, FCOS). ``real_os``: the artifact runs real FCOS, not the fixture
+    OS (default: from meta.json). ``system_timeout`` bounds ``systemctl is-system-running --wait``.
     """
     meta = json.loads(meta_path.read_text())
     kind, arch = meta["kind"], meta["arch"]
     artifact = meta_path.parent / meta["artifacts"][0]["name"]
     if config is None:
         config = delivered_config(kind, artifact, ignition_bytes)
-    expected = expected_state(config)
     spec = target_class(kind)()
     allowed = ("uefi",) if arch == "aarch64" else spec.boot.firmware
     machine = qemu.Machine(
@@ -173,15 +145,129 @@ def boot_artifact(
     if vm is not None:
         machine = vm.machine
     log_path = log_path or meta_path.parent / f"boot-test-{machine.arch}-{machine.firmware}.log"
+    if real_os is None:
+        real_os = not is_fixture_artifact(meta)
+    report = BootTestReport(artifact=artifact.name, machine=f"{arch} {machine.firmware}", elapsed=0.0,
+                            serial_log=log_path)  # fmt: skip
+    start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="coreos-infra-boottest-") as tmp:
-        log = qemu.boot(vm or spec.boot_vm(artifact, machine, Path(tmp)), timeout=timeout, log_path=log_path)
-    result = qemu.parse_log(log.text)
-    passed, failed = compare(expected, result)
-    return BootTestReport(
-        artifact=artifact.name,
-        machine=f"{arch} {machine.firmware}",
-        elapsed=log.elapsed,
-        passed=passed,
-        failed=failed,
-        serial_log=log_path,
+        session = _Session(expected_state(config), identity, tuple(checks), system_timeout, Path(tmp))
+        base_vm = vm or spec.boot_vm(artifact, machine, Path(tmp))
+        if identity is not None or real_os:
+            base_vm, ports = guest_ssh.forward(base_vm, mac=mac, guest_addr=guest_addr)
+        else:
+            ports = {}
+        if real_os:
+            _boot_real_os(base_vm, ports, guest_addr, session, report, timeout=timeout, log_path=log_path)
+        else:
+            _boot_fixture(base_vm, ports, guest_addr, session, report, timeout=timeout, log_path=log_path)
+    report.elapsed = time.monotonic() - start
+    return report
+
+
+def boot_build(
+    outcome: BuildOutcome,
+    *,
+    firmware: str = "uefi",
+    timeout: float = 600.0,
+    log_path: Path | None = None,
+    vm: qemu.VmConfig | None = None,
+    real_os: bool | None = None,
+) -> BootTestReport:
+    """:func:`boot_artifact` for a pipeline build: its Ignition, the site's boot-test key, the overlays'
+    checks and the host's NIC (MAC, static address)."""
+    h = outcome.rendered.host
+    return boot_artifact(
+        outcome.meta_path,
+        ignition_bytes=outcome.request.ignition,
+        firmware=firmware,
+        timeout=timeout,
+        log_path=log_path,
+        vm=vm,
+        identity=outcome.identity,
+        checks=outcome.rendered.checks,
+        mac=h.mac if h is not None else None,
+        guest_addr=str(h.address) if h is not None and h.address is not None else None,
+        real_os=real_os,
     )
+
+
+def _boot_fixture(
+    vm: qemu.VmConfig,
+    ports: dict[str, int],
+    guest_addr: str | None,
+    session: _Session,
+    report: BootTestReport,
+    *,
+    timeout: float,
+    log_path: Path,
+) -> None:
+    """The fixture OS: its serial report, then (when it offers SSH and a key is given) SSH and checks."""
+    with qemu.running(vm, until=MARKERS, timeout=timeout, log_path=log_path) as log:
+        r = qemu.parse_log(log.text)
+        systemd = r.root.get("init") == "systemd"
+        offered = r.ssh_ready and session.identity is not None and ports
+        if not offered:
+            passed, failed = compare(session.expected, r)
+            report.passed += passed
+            report.failed += failed
+            if "FIXTURE-SSH-FAILED" in log.text:
+                report.failed.append("SSH offered by the guest (FIXTURE-SSH-FAILED: sshd did not listen)")
+            why = "no boot-test key given" if session.identity is None else "the guest offered no SSH"
+            if session.checks:
+                report.not_applicable.append(f"testinfra checks of {len(session.checks)} overlays: {why}")
+            return
+        # the boot and Ignition checks come from the serial report, the rest is read over SSH
+        passed, failed = compare(session.expected, r)
+        report.passed += [c for c in passed if c == "system booted" or c.startswith("Ignition succeeded")]
+        report.failed += [c for c in failed if c == "system booted" or c.startswith("Ignition succeeded")]
+        port = ports.get(guest_addr or "", ports[""]) if systemd else ports[""]
+        _over_ssh(port, session, report, "systemd" if systemd else "busybox", GuestState.from_serial(r))
+
+
+def _boot_real_os(
+    vm: qemu.VmConfig,
+    ports: dict[str, int],
+    guest_addr: str | None,
+    session: _Session,
+    report: BootTestReport,
+    *,
+    timeout: float,
+    log_path: Path,
+) -> None:
+    """Real FCOS: no markers; readiness is an SSH login and ``is-system-running --wait``; all checks."""
+    if session.identity is None:
+        report.failed.append("a real FCOS boot test needs the site's boot-test key (identity) to log in")
+        return
+    port = ports.get(guest_addr or "", ports[""])
+    ssh = guest_ssh.Ssh(port, session.identity)
+    with guest_ssh.real_os_running(vm, log_path=log_path) as console:
+        banner = guest_ssh.wait_real_os(ssh, console, timeout=timeout)
+        report.passed.append(f"SSH login as core with the boot-test key ({banner})")
+        _over_ssh(port, session, report, "fcos", None)
+
+
+def _over_ssh(port: int, session: _Session, report: BootTestReport, os_kind: str,
+              serial: GuestState | None) -> None:  # fmt: skip
+    """Log in, wait for the system, compare the delivered config, run the overlay checks."""
+    assert session.identity is not None
+    ssh = guest_ssh.Ssh(port, session.identity)
+    guest_ssh.wait_ready(ssh, timeout=180)
+    if os_kind != "busybox":
+        state = guest_ssh.system_running(ssh, timeout=session.system_timeout)
+        (report.passed if state == "running" else report.failed).append(
+            f"system is running (systemctl is-system-running --wait: {state})"
+        )
+    st = guest_ssh.guest_state(ssh, session.expected)
+    if serial is not None:
+        st = guest_ssh.merge_serial(st, serial)
+    missing = None if os_kind == "fcos" else "not installed in the fixture OS (a Debian root without it)"
+    passed, failed, na = compare_state(session.expected, st, missing_units=missing)
+    report.passed += [f"{p} (ssh)" for p in passed]
+    report.failed += [f"{f} (ssh)" for f in failed]
+    report.not_applicable += na
+    results = overlay_checks.run_checks(session.checks, host=ssh.testinfra_host, identity=session.identity,
+                                        os_kind=os_kind, workdir=session.workdir)  # fmt: skip
+    report.passed += [f"check {c}" for c in results.passed]
+    report.failed += [f"check {c}" for c in results.failed]
+    report.not_applicable += results.not_applicable

@@ -9,14 +9,14 @@ The scenario of a path selects its runner in :data:`RUNNERS`, the one place that
 plain boots go to :func:`run_boot` (``boot_artifact`` with the path's VM, plus a check that the firmware
 took the path's medium), ``install``/``ipxe-http-install`` to ``boottest.install.run_install``,
 ``second-boot`` to ``boottest.install.run_second_boot`` and ``services`` to
-``boottest.services.run_services``; a runner whose module is not there is ``None``, and its paths are
-reported as errors ("no runner for scenario X"), never skipped silently.
+``boottest.services.boot_services`` (the host's metal image on the systemd fixture root, built by the
+caller's ``MatrixOptions.services``, booted with SSH and every overlay check). A scenario without a
+runner is reported as an error ("no runner for scenario X"), never skipped silently.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
 import logging
 import os
@@ -29,8 +29,8 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
-from coreos_infra import qemu
-from coreos_infra.boottest import BootTestReport, boot_artifact
+from coreos_infra import pipeline, qemu
+from coreos_infra.boottest import BootTestReport, boot_artifact, install, services
 from coreos_infra.boottest.junit import PathResult, write_reports
 from coreos_infra.boottest.netboot import HttpServer
 from coreos_infra.boottest.paths import BootPath, path_vm
@@ -40,6 +40,8 @@ from coreos_infra.targets.base import Target
 from coreos_infra.targets.base import target as target_class
 
 LOG = logging.getLogger("coreos_infra.boottest.matrix")
+
+ServicesBuild = Callable[[], pipeline.BuildOutcome]  # builds the host's metal image on the systemd root
 
 QEMU_OVERHEAD_MB = 384  # a QEMU process beside its guest's RAM (TCG translation cache, device models)
 VM_CPUS = 2  # vCPUs per VM (qemu.Machine default): a TCG VM keeps up to that many host threads busy
@@ -59,6 +61,7 @@ class PathRun:
     log_dir: Path  # where its serial logs go (kept)
     timeout: float | None  # cap per boot; None: derived from the accelerator
     http: HttpServer | None = None
+    services: ServicesBuild | None = None  # builds the services image (MatrixOptions.services)
 
     @property
     def log_path(self) -> Path:
@@ -116,9 +119,8 @@ def run_boot(run: PathRun) -> BootTestReport:
 
 
 def run_install_path(run: PathRun) -> BootTestReport:
-    install = importlib.import_module("coreos_infra.boottest.install")
     vm = run.vm()
-    report: BootTestReport = install.run_install(
+    return install.run_install(
         run.meta_path,
         ignition_bytes=run.ignition,
         live_vm=vm,
@@ -126,12 +128,10 @@ def run_install_path(run: PathRun) -> BootTestReport:
         timeout=run.cap(vm),
         log_dir=run.log_dir,
     )
-    return report
 
 
 def run_second_boot_path(run: PathRun) -> BootTestReport:
     """First boot (a writable copy of the disk, or an install), then the second boot of that disk."""
-    install = importlib.import_module("coreos_infra.boottest.install")
     vm = run.vm()
     if run.path.medium == "disk":
         vm = dataclasses.replace(vm, writable_disks=True)
@@ -151,7 +151,7 @@ def run_second_boot_path(run: PathRun) -> BootTestReport:
         return dataclasses.replace(
             first, failed=[f"first boot: {f}" for f in first.failed] or ["first boot failed"]
         )
-    second: BootTestReport = install.run_second_boot(
+    second = install.run_second_boot(
         run.meta_path,
         disk=disk,
         machine=run.machine,
@@ -168,25 +168,22 @@ def run_second_boot_path(run: PathRun) -> BootTestReport:
 
 
 def run_services_path(run: PathRun) -> BootTestReport:
-    services = importlib.import_module("coreos_infra.boottest.services")
-    report: BootTestReport = services.run_services(run.meta_path, ignition_bytes=run.ignition,
-                                                   timeout=run.timeout, log_dir=run.log_dir)  # fmt: skip
-    return report
+    """The host's metal image on the systemd fixture root: SSH, the comparison and every overlay check."""
+    if run.services is None:
+        raise CoreosInfraError(f"{run.path.name}: no services build given (MatrixOptions.services)")
+    outcome = run.services()
+    return services.boot_services(outcome, timeout=run.timeout or 900.0, log_path=run.log_path)
 
 
-def _if(module: str, runner: Runner) -> Runner | None:
-    return runner if importlib.util.find_spec(module) is not None else None
-
-
-# scenario -> runner (None: the module providing it is not part of this tree)
-RUNNERS: dict[str, Runner | None] = {
+# scenario -> runner
+RUNNERS: dict[str, Runner] = {
     **dict.fromkeys(
         ("cdrom", "usb-disk", "disk", "4kn", "ipxe-tftp", "ipxe-http", "pxelinux", "grub"), run_boot
     ),
-    "install": _if("coreos_infra.boottest.install", run_install_path),
-    "ipxe-http-install": _if("coreos_infra.boottest.install", run_install_path),
-    "second-boot": _if("coreos_infra.boottest.install", run_second_boot_path),
-    "services": _if("coreos_infra.boottest.services", run_services_path),
+    "install": run_install_path,
+    "ipxe-http-install": run_install_path,
+    "second-boot": run_second_boot_path,
+    "services": run_services_path,
 }
 
 
@@ -233,6 +230,7 @@ class MatrixOptions:
     out_dir: Path  # artifacts/boot-test
     jobs: int | None = None  # None: bounded_jobs' default
     timeout: float | None = None  # cap per boot; None: from the accelerator
+    services: ServicesBuild | None = None  # builds the host's services image (boottest.services)
 
 
 def _prepare(path: BootPath, built: tuple[Path, bytes], root: Path, opts: MatrixOptions,
@@ -249,7 +247,8 @@ def _prepare(path: BootPath, built: tuple[Path, bytes], root: Path, opts: Matrix
     log_dir = opts.out_dir / "logs" / _slug(path.name)
     log_dir.mkdir(parents=True, exist_ok=True)
     artifact = meta_path.parent / meta["artifacts"][0]["name"]
-    return PathRun(path, meta_path, ignition, spec, artifact, machine, workdir, log_dir, opts.timeout, http)
+    return PathRun(path, meta_path, ignition, spec, artifact, machine, workdir, log_dir, opts.timeout, http,
+                   opts.services)  # fmt: skip
 
 
 def run_path(run: PathRun) -> PathResult:

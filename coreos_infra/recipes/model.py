@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from coreos_infra.recipes.boottestkey import BootTestKey
+
 ROLES = ("dns", "ntp", "dhcp", "monitoring", "identity")
 STREAMS = ("stable", "testing", "next")
 DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -192,6 +194,8 @@ class Site:
     identity: Identity = field(default_factory=Identity)
     overlay_vars: tuple[OverlayUse, ...] = ()  # the site's values for overlay variables
     source: str = ""  # the file as shown in messages (recipes/sites/lab.yaml)
+    # boot_test.ssh_key: its public key is an SSH key of core in every image (None: a throw-away key)
+    boot_test_key: BootTestKey | None = None
 
     def host(self, name: str) -> Host | None:
         return next((h for h in self.hosts if h.name == name), None)

@@ -308,6 +308,8 @@ def render_butane(
             )
     overlays = select_overlays(project, t, h)
     extra_ssh_keys = tuple(extra_ssh_keys)
+    if s.boot_test_key is not None and s.boot_test_key.public not in extra_ssh_keys:
+        extra_ssh_keys += (s.boot_test_key.public,)  # the site's boot-test key is in every image
     for key in extra_ssh_keys:
         if not key.startswith(("ssh-", "ecdsa-", "sk-")) or "PRIVATE" in key:
             raise InputError(f"extra SSH key is not a public key: {key[:20]}...")

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-from coreos_infra.recipes import checks
+from coreos_infra.recipes import boottestkey, checks
 from coreos_infra.recipes.model import (
     ROLES,
     AdminUser,
@@ -51,6 +51,7 @@ SITE_KEYS = (
     "overlays",
     "hosts",
     "publish",  # read by coreos_infra.publish.settings
+    "boot_test",
 )
 STATIC_ROLES = ("dns", "ntp", "dhcp", "identity")  # clients must find these at a fixed address
 
@@ -81,6 +82,7 @@ def load_site(path: Path, display: str, overlays: Mapping[str, Overlay]) -> Site
     monitoring = _monitoring(m.get("monitoring")) if "monitoring" in m else Monitoring()
     identity = _identity(m.get("identity"), domain) if "identity" in m else Identity()
     overlay_vars = _site_overlay_vars(m.get("overlays"), overlays)
+    boot_test_key = _boot_test(m.get("boot_test"), path)
     _check_roles(hosts_node, hosts, dns, dhcp, identity, ntp)
     check_forwarders(m.get("dns"), hosts, dns)
     if updates.strategy == "periodic":
@@ -106,6 +108,7 @@ def load_site(path: Path, display: str, overlays: Mapping[str, Overlay]) -> Site
         identity=identity,
         overlay_vars=overlay_vars,
         source=display,
+        boot_test_key=boot_test_key,
     )
 
 
@@ -131,6 +134,15 @@ def _admins(node: Node) -> tuple[AdminUser, ...]:
         raise node.error("at least one admin user with an SSH key is required")
     checks.unique(node, tuple(admins), lambda a: a.name, "admin user")
     return tuple(admins)
+
+
+def _boot_test(node: Node | None, site_file: Path) -> boottestkey.BootTestKey | None:
+    """``boot_test: {ssh_key: <private key, relative to the site file>}`` (see recipes.boottestkey)."""
+    if node is None:
+        return None
+    m = node.mapping(("ssh_key",))
+    key = m.require("ssh_key")
+    return boottestkey.site_key((site_file.parent / key.str()).resolve(), key.location())
 
 
 # ----------------------------------------------------------------------------------------- networks

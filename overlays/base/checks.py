@@ -86,6 +86,7 @@ def test_sysctl_applied(host):
 
 
 @pytest.mark.running
+@pytest.mark.podman
 def test_podman_auto_update_timer(host):
     if facts(host)["container_auto_update"]:
         assert host.service("podman-auto-update.timer").is_enabled

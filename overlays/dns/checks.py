@@ -33,11 +33,13 @@ def test_quadlet_present(host):
 
 
 @pytest.mark.running
+@pytest.mark.registry
 def test_coredns_active(host):
     assert host.service("coredns").is_running
 
 
 @pytest.mark.running
+@pytest.mark.registry
 def test_listens_on_lan_address(host):
     address = facts(host)["host"]["address"]
     assert host.socket(f"udp://{address}:53").is_listening
@@ -51,12 +53,14 @@ def test_resolved_stub_untouched(host):
 
 
 @pytest.mark.running
+@pytest.mark.registry
 def test_health_endpoint(host):
     out = host.run("curl -fsS http://127.0.0.1:8080/health")
     assert out.rc == 0 and "OK" in out.stdout
 
 
 @pytest.mark.running
+@pytest.mark.registry
 def test_answers_site_names(host):
     f = facts(host)
     out = host.run(f"getent hosts {f['host']['fqdn']}")

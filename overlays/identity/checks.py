@@ -27,11 +27,13 @@ def test_password_file_private(host):
 
 
 @pytest.mark.running
+@pytest.mark.registry
 def test_freeipa_running(host):
     assert host.service("freeipa").is_running
 
 
 @pytest.mark.running
+@pytest.mark.registry
 def test_ldap_and_kerberos_ports(host):
     address = facts(host)["host"]["address"]
     for port in (389, 636, 88, 443):

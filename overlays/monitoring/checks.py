@@ -28,6 +28,7 @@ def test_quadlets_present(host):
 
 
 @pytest.mark.running
+@pytest.mark.registry
 def test_node_exporter(host):
     if not host.file(NODE_EXPORTER).exists:
         return  # the site turned node-exporter off
@@ -37,6 +38,7 @@ def test_node_exporter(host):
 
 
 @pytest.mark.running
+@pytest.mark.registry
 def test_prometheus_on_monitoring_hosts(host):
     if not _prometheus_host(host):
         return
