@@ -251,3 +251,65 @@ def test_parse_log_reads_a_marker_behind_a_login_prompt() -> None:
     r = parse_log("sd-node login: FIXTURE-SYSTEMD state=degraded failed=a.service,b.service uptime=5\n")
     assert r.systemd_state == "degraded" and r.failed_units == ["a.service", "b.service"]
     assert parse_log("noise FIXTURE-SYSTEMD state=running\n").systemd_state is None
+
+
+@pytest.mark.boot
+@pytest.mark.slow
+@pytest.mark.parametrize("real_os", [False, True], ids=["fixture-markers", "real-fcos-readiness"])
+def test_lab_host_services_run_and_every_overlay_check_passes(
+    fixture_mirror: FixtureMirror, tmp_path: Path, real_os: bool
+) -> None:
+    """The lab's dns1 metal image on the systemd root (the ``metal/uefi/services`` path): Ignition, SSH with
+    the site's boot-test key, the delivered-config comparison and the base, network, ntp, dns and monitoring
+    checks, the ``running`` ones included. ``real_os`` boots it the way real FCOS is tested (no markers:
+    SSH login, ``is-system-running --wait``, then every check): there the checks that need podman or
+    registry images run too, and fail on this Debian root — exactly those, nothing else."""
+    from coreos_infra import pipeline
+    from coreos_infra.boottest.services import run_services
+
+    systemd_disk(fixture_mirror)
+    source = pipeline.offline_source(fixture_mirror.entry.parent)
+    plan = pipeline.BuildPlan(root=Path(__file__).parents[1], target="metal", site="lab", host="dns1",
+                              source=source, cache_dir=tmp_path / "cache", out_root=tmp_path / "build",
+                              keys_dir=tmp_path / "keys")  # fmt: skip
+    report = run_services(plan, timeout=SYSTEMD_TIMEOUT, log_path=tmp_path / "serial.log", real_os=real_os)
+    print(report.summary())
+    assert "system is running (systemctl is-system-running --wait: running)" in report.passed
+    # running checks that need systemd, NetworkManager and chronyd ran for real
+    for check in (
+        "base::test_hostname_applied",
+        "base::test_sysctl_applied",
+        "network::test_static_address",
+        "network::test_default_route",
+        "ntp::test_chronyd_active",
+        "ntp::test_serves_ntp",
+    ):
+        assert f"check {check}" in report.passed, check
+    assert any(p.startswith("user core accepts SSH key") and p.endswith("(ssh)") for p in report.passed)
+    assert any(p.startswith("file /etc/chrony.conf owned by root:root") for p in report.passed)
+    podman_unit = "unit podman-auto-update.timer is enabled"
+    if not real_os:
+        assert report.ok, report.summary()
+        # only what needs registries or podman is left for real FCOS
+        na = {n.split(": ")[0] for n in report.not_applicable}
+        assert na == NEEDS_FCOS | {podman_unit}, report.not_applicable
+    else:
+        assert not report.not_applicable  # real FCOS: everything runs
+        assert any(p.startswith("SSH login as core with the boot-test key") for p in report.passed)
+        failed = {
+            f.split()[1].rstrip(":") if f.startswith("check ") else f.split(" (")[0] for f in report.failed
+        }
+        assert {"dns::test_coredns_active", "monitoring::test_node_exporter", podman_unit} <= failed
+        assert failed <= NEEDS_FCOS | {podman_unit}, report.failed
+
+
+# the lab dns1 checks marked podman/registry: not applicable on the fixture root, run on real FCOS
+NEEDS_FCOS = {
+    "base::test_podman_auto_update_timer",
+    "monitoring::test_node_exporter",
+    "monitoring::test_prometheus_on_monitoring_hosts",
+    "dns::test_coredns_active",
+    "dns::test_listens_on_lan_address",
+    "dns::test_health_endpoint",
+    "dns::test_answers_site_names",
+}

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from coreos_infra.pipeline import BuildOutcome
 
 LOG = logging.getLogger("coreos_infra.boottest")
+SERIAL_CHECKS = ("system booted", "Ignition succeeded", "live rootfs")  # from the report even with SSH
 MARKERS = ("FIXTURE-SSH-READY", "FIXTURE-SSH-FAILED", "FIXTURE-DONE")  # in this order of preference
 
 __all__ = [
@@ -219,8 +220,8 @@ def _boot_fixture(
             return
         # the boot and Ignition checks come from the serial report, the rest is read over SSH
         passed, failed = compare(session.expected, r)
-        report.passed += [c for c in passed if c == "system booted" or c.startswith("Ignition succeeded")]
-        report.failed += [c for c in failed if c == "system booted" or c.startswith("Ignition succeeded")]
+        report.passed += [c for c in passed if c.startswith(SERIAL_CHECKS)]
+        report.failed += [c for c in failed if c.startswith(SERIAL_CHECKS)]
         port = ports.get(guest_addr or "", ports[""]) if systemd else ports[""]
         _over_ssh(port, session, report, "systemd" if systemd else "busybox", GuestState.from_serial(r))
 

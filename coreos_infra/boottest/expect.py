@@ -303,6 +303,12 @@ def compare_state(
         r = state
         check(r.booted, "system booted")
         check(r.ignition_ok, f"Ignition succeeded{': ' + r.ignition_failed if r.ignition_failed else ''}")
+        if r.rootfs:  # live media: the initramfs found the rootfs, and it is the one built with it
+            source, match = r.rootfs.get("source", "missing"), r.rootfs.get("stamp-match") == "yes"
+            check(
+                source != "missing" and match,
+                f"live rootfs loaded ({source}, matches the initramfs: {match})",
+            )
         state = GuestState.from_serial(r)
     _compare_storage(check, expected, state)
     _compare_units(check, expected, state)
