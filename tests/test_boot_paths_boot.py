@@ -56,6 +56,8 @@ def test_new_firmware_paths_boot_through_the_matrix(fixture_mirror: FixtureMirro
         assert r.ok, f"{name}: {r.message} {r.failed} (serial log {r.serial_log})"
         assert "system booted" in r.passed and any(p.startswith("Ignition succeeded") for p in r.passed)
         assert any(p.startswith("file /etc/hostname") for p in r.passed), name  # the site's config applied
+        if name.startswith("live/"):  # the ISO as a USB stick: the initramfs found its rootfs on /dev/sdX
+            assert "live rootfs loaded (from iso, stamp match: True)" in r.passed, r.passed
         assert r.serial_log is not None and r.serial_log.is_file()
     evidence = {
         "live/bios/usb-disk": "SeaBIOS booted ISOLINUX from the USB stick",

@@ -152,6 +152,24 @@ def test_serial_report_gives_the_same_state() -> None:
     assert failed == [] and passed[:2] == ["system booted", "Ignition succeeded"]
 
 
+@pytest.mark.parametrize(
+    ("line", "ok"),
+    [
+        ("FIXTURE-ROOTFS source=iso stamp-match=yes", True),
+        ("FIXTURE-ROOTFS source=missing stamp-match=no", False),  # the live initramfs found no rootfs
+        ("FIXTURE-ROOTFS source=url stamp-match=no", False),  # a rootfs of another build
+    ],
+)
+def test_live_media_must_load_their_own_rootfs(line: str, ok: bool) -> None:
+    log = f"FIXTURE-BOOT-OK arch=x86_64\n{line}\nFIXTURE-IGNITION-OK platform=metal\nFIXTURE-DONE\n"
+    passed, failed = compare(expected_state({}), qemu.parse_log(log))
+    rootfs = [c for c in passed + failed if c.startswith("live rootfs loaded")]
+    assert len(rootfs) == 1 and (rootfs[0] in passed) == ok, (passed, failed)
+    # not live media: no rootfs line, no check
+    assert not [c for c in compare(expected_state({}), qemu.parse_log("FIXTURE-BOOT-OK\n"))[0]
+                if c.startswith("live rootfs")]  # fmt: skip
+
+
 def test_state_script_reads_a_tree_with_busybox_sh(tmp_path: Path) -> None:
     busybox = shutil.which("busybox")
     if busybox is None:

@@ -307,12 +307,7 @@ def render_butane(
                 hint=f"hosts: {', '.join(x.name for x in s.hosts)}",
             )
     overlays = select_overlays(project, t, h)
-    extra_ssh_keys = tuple(extra_ssh_keys)
-    if s.boot_test_key is not None and s.boot_test_key.public not in extra_ssh_keys:
-        extra_ssh_keys += (s.boot_test_key.public,)  # the site's boot-test key is in every image
-    for key in extra_ssh_keys:
-        if not key.startswith(("ssh-", "ecdsa-", "sk-")) or "PRIVATE" in key:
-            raise InputError(f"extra SSH key is not a public key: {key[:20]}...")
+    extra_ssh_keys = _ssh_keys_of(s, extra_ssh_keys)
     secrets = _read_secrets(s, h, overlays)
     build_id, identity = build_identity(
         site=s,
@@ -366,6 +361,17 @@ def render_butane(
         contains_secrets=contains_secrets,
         origins=origins,
     )
+
+
+def _ssh_keys_of(s: Site, extra_ssh_keys: Sequence[str]) -> tuple[str, ...]:
+    """The extra public keys of ``core`` in the image, the site's boot-test key among them."""
+    keys = tuple(extra_ssh_keys)
+    if s.boot_test_key is not None and s.boot_test_key.public not in keys:
+        keys += (s.boot_test_key.public,)  # the site's boot-test key is in every image
+    for key in keys:
+        if not key.startswith(("ssh-", "ecdsa-", "sk-")) or "PRIVATE" in key:
+            raise InputError(f"extra SSH key is not a public key: {key[:20]}...")
+    return keys
 
 
 def _render_fragment(project: Project, o: Overlay, s: Site, h: Host | None, t: TargetRecipe, facts: Facts,
