@@ -54,7 +54,7 @@ def run_demo(opts: DemoOptions, on_result: Callable[[ItemResult], None] | None =
         root=opts.root, source=offline_source(), cache_dir=cache_dir(opts.root),
         out_root=artifacts_dir(opts.root) / "build", report_dir=artifacts_dir(opts.root) / "nightly",
         sites=(opts.site,), hosts=(opts.host,), targets=tuple(opts.targets), publish=True,
-        store=str(store_dir), tester="qemu",
+        store=str(store_dir), tester="qemu", keys_dir=artifacts_dir(opts.root) / "keys",
     )  # fmt: skip
     result = run_job(job, on_result=on_result)
     store = open_store(str(store_dir))

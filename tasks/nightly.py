@@ -96,7 +96,7 @@ def nightly(
         sites=split_names(sites), hosts=split_names(hosts), targets=split_names(targets),
         shard=shard, publish=publish, store=store or None, endpoint_url=endpoint_url or None,
         keep=keep, jobs=jobs, tester=tester, boot_timeout=boot_timeout, force=force,
-        step_summary=_step_summary(),
+        keys_dir=artifacts_dir(root) / "keys", step_summary=_step_summary(),
     )  # fmt: skip
     result = run_job(job, on_result=lambda r: print(nightly_item_line(r), flush=True))
     _print_nightly(result)

@@ -194,7 +194,7 @@ def _project_with(target: str, **options: object) -> object:
 
 def _source(mirror: FixtureMirror) -> pipeline.Source:
     return pipeline.Source(base_url=mirror.base_url, keyring=mirror.keyring, bundled_keys=False,
-                           fixture_firmware=mirror.entry.parent)  # fmt: skip
+                           fixture_firmware=mirror.entry.parent, fixture=True)  # fmt: skip
 
 
 def _build(tmp: Path, mirror: FixtureMirror, target: str, **options: object) -> pipeline.BuildOutcome:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -28,8 +29,7 @@ TARGETS = ("live", "usb")  # the quickest builds (ISO customize, about a second 
 
 @pytest.fixture(scope="module")
 def source(fixture_mirror: FixtureMirror) -> pipeline.Source:
-    return pipeline.Source(base_url=fixture_mirror.base_url, keyring=fixture_mirror.keyring,
-                           bundled_keys=False, fixture_firmware=fixture_mirror.entry.parent)  # fmt: skip
+    return pipeline.offline_source(fixture_mirror.entry.parent)
 
 
 def _job(tmp: Path, source: pipeline.Source, **kw: object) -> NightlyJob:
@@ -156,7 +156,7 @@ def test_failing_boot_test_keeps_the_image_out_of_the_store(tmp_path: Path, sour
     root = _project_copy(tmp_path, {"badboot": live})
     store = store_publisher(root, tmp_path / "store", unsigned=True)
     job = _job(tmp_path, source, root=root, hosts=("dns1",), targets=("badboot", "live"), publisher=store,
-               tester="qemu", boot_timeout=300.0)  # fmt: skip
+               tester="qemu", boot_timeout=300.0, keys_dir=tmp_path / "keys")  # fmt: skip
     result = run_job(job)
     store.close()
     by_target = {i.target: i for i in result.summary.items}
@@ -164,6 +164,12 @@ def test_failing_boot_test_keeps_the_image_out_of_the_store(tmp_path: Path, sour
     assert bad.status == "failed" and bad.failed_step == "boot-test", bad
     assert bad.serial_log and Path(bad.serial_log).is_file()
     assert good.status == "passed" and good.boot.startswith("PASS"), good
+    # with the site's throw-away boot-test key, the nightly ran the overlays' checks over SSH: the busybox
+    # fixture OS passes the file checks and lists the `running` ones as not applicable
+    assert (tmp_path / "keys" / "lab-boot-test").is_file()
+    not_applicable = re.search(r"(\d+) not applicable", good.boot)
+    assert not_applicable and int(not_applicable.group(1)) > 1, good.boot  # one line per check, not one
+    assert good.serial_log and "FIXTURE-SSH-READY" in Path(good.serial_log).read_text(errors="replace")
     assert published_items(tmp_path / "store") == {"lab/dns1/live"}  # only what passed
     assert not any((tmp_path / "store").glob("sites/lab/dns1/badboot/*"))  # not even a partial upload
 

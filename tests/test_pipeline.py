@@ -26,6 +26,7 @@ def source(fixture_mirror: FixtureMirror) -> pipeline.Source:
         keyring=fixture_mirror.keyring,
         bundled_keys=False,
         fixture_firmware=fixture_mirror.entry.parent,
+        fixture=True,
     )
 
 

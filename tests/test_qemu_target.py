@@ -118,7 +118,7 @@ def test_bad_options_name_the_key(
 def test_qemu_image_boots_under_ovmf(fixture_mirror: FixtureMirror, tmp_path: Path) -> None:
     """recipes/qemu.yaml through the pipeline (offline mirror), booted from the qcow2 under OVMF."""
     source = pipeline.Source(base_url=fixture_mirror.base_url, keyring=fixture_mirror.keyring,
-                             bundled_keys=False)  # fmt: skip
+                             bundled_keys=False, fixture=True)  # fmt: skip
     plan = pipeline.BuildPlan(root=ROOT, target="qemu", site="lab", host="dns1", source=source,
                               cache_dir=tmp_path / "cache", out_root=tmp_path / "build")  # fmt: skip
     outcome = pipeline.build(plan)

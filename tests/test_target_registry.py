@@ -147,7 +147,7 @@ def test_pipeline_nightly_publish_and_boot_read_the_module(
 ) -> None:
     root = _project(tmp_path)
     source = pipeline.Source(base_url=fixture_mirror.base_url, keyring=fixture_mirror.keyring,
-                             bundled_keys=False)  # fmt: skip
+                             bundled_keys=False, fixture=True)  # fmt: skip
     plan = pipeline.BuildPlan(root=root, target="toy", site="lab", host="dns1", source=source,
                               cache_dir=tmp_path / "cache", out_root=tmp_path / "build")  # fmt: skip
     outcome = pipeline.build(plan)

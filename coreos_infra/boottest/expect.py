@@ -305,10 +305,7 @@ def compare_state(
         check(r.ignition_ok, f"Ignition succeeded{': ' + r.ignition_failed if r.ignition_failed else ''}")
         if r.rootfs:  # live media: the initramfs found the rootfs, and it is the one built with it
             source, match = r.rootfs.get("source", "missing"), r.rootfs.get("stamp-match") == "yes"
-            check(
-                source != "missing" and match,
-                f"live rootfs loaded ({source}, matches the initramfs: {match})",
-            )
+            check(source != "missing" and match, f"live rootfs loaded (from {source}, stamp match: {match})")
         state = GuestState.from_serial(r)
     _compare_storage(check, expected, state)
     _compare_units(check, expected, state)

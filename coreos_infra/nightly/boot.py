@@ -1,7 +1,8 @@
 """The boot-test step of the nightly, behind one small protocol.
 
 :class:`QemuBootTester` is the real test: it boots the artifact through
-:func:`coreos_infra.boottest.boot_artifact` (what ``invoke boot-test`` runs) and passes when every file,
+:func:`coreos_infra.boottest.boot_build` (what ``invoke boot-test`` runs: the comparison, and with the site's
+boot-test key SSH and the overlays' checks) and passes when every file,
 unit and user of the delivered Ignition config is on the booted system. :class:`StaticTester` checks
 without a VM (artifacts match their meta.json, the delivered Ignition config parses); it is for machines
 that cannot run QEMU and for quick runs, never a substitute in a real nightly.
@@ -54,9 +55,8 @@ class QemuBootTester:
         log_dir.mkdir(parents=True, exist_ok=True)
         serial = log_dir / f"{outcome.request.name}.serial.log"
         try:
-            report = boottest.boot_artifact(
-                outcome.meta_path,
-                ignition_bytes=outcome.request.ignition,
+            report = boottest.boot_build(
+                outcome,
                 firmware=FIRMWARE_BY_TARGET.get(outcome.request.target, "uefi"),
                 timeout=self.timeout,
                 log_path=serial,

@@ -37,6 +37,7 @@ class NightlyJob:
     tester: str = "qemu"  # qemu | static
     boot_timeout: float = 600.0
     force: bool = False
+    keys_dir: Path | None = None  # boot-test SSH keys of the sites without one (artifacts/keys)
     step_summary: Path | None = None  # $GITHUB_STEP_SUMMARY
     publisher: Publisher | None = field(default=None, compare=False)  # overrides publish/store
 
@@ -67,7 +68,7 @@ def run_job(job: NightlyJob, on_result: Callable[[ItemResult], None] | None = No
         pub = open_publisher(job.store, root=job.root, endpoint_url=job.endpoint_url)
     options = NightlyOptions(root=job.root, source=job.source, cache_dir=job.cache_dir,
                              out_root=job.out_root, report_dir=job.report_dir, jobs=job.jobs,
-                             force=job.force)  # fmt: skip
+                             force=job.force, keys_dir=job.keys_dir)  # fmt: skip
     try:
         results = run_nightly(
             items, options, project=project, tester=tester, publisher=pub, on_result=on_result

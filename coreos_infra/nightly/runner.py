@@ -51,6 +51,7 @@ class NightlyOptions:
     report_dir: Path  # artifacts/nightly
     jobs: int = 1
     force: bool = False  # rebuild and boot-test even when up to date
+    keys_dir: Path | None = None  # the sites' throw-away boot-test SSH keys (BuildPlan.keys_dir)
 
 
 @dataclass
@@ -226,7 +227,7 @@ def _run_steps(
         result.base_release = fetched.release
         plan = BuildPlan(root=options.root, target=item.target, site=item.site, host=item.host,
                          source=options.source, cache_dir=options.cache_dir, out_root=options.out_root,
-                         force=options.force)  # fmt: skip
+                         force=options.force, keys_dir=options.keys_dir)  # fmt: skip
         result.build_id = planned_build_id(plan, project, fetched.release)
     if publisher is not None and not options.force and publisher.already_published(result.build_id):
         LOG.info("  build %s is already in the store: nothing to do", result.build_id[:16])
