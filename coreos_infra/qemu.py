@@ -78,6 +78,14 @@ class EmulatorCrash(CoreosInfraError):
     """QEMU itself died from a signal (SIGSEGV/SIGABRT in TCG): a host-side fault, not a guest failure."""
 
 
+class EarlyStall(EmulatorCrash):
+    """The guest went silent right after the kernel started ``/init`` (seen once in a few hundred TCG
+    boots on a loaded host: no output at all from init, which prints within a second otherwise)."""
+
+
+STALL_AFTER = re.compile(r"Run /\S*init as init process\s*$")
+
+
 class BootError(CoreosInfraError):
     """A VM did not reach its success marker; ``log`` holds the serial output so far, ``reason`` a short
     cause (``kernel panic``, ``no console output``, ``timeout``, ``qemu exit``, ``missing file`` ...)."""
@@ -408,6 +416,9 @@ def _wait_for(
             if rc != 0:
                 raise BootError(f"QEMU exited with code {rc}: {' '.join(argv)}", text, reason="qemu exit")
             return "exit:0"
+        stall = max(10.0, limits.idle / 4)
+        if now - last_output > stall and STALL_AFTER.search(text[-200:]):
+            raise EarlyStall(f"the guest printed nothing for {stall:.0f} s after the kernel started /init")
         if now - last_output > limits.idle:
             raise BootError(f"no console output for {limits.idle:.0f} s (waiting for {' or '.join(until)})",
                             text, reason="no console output")  # fmt: skip
@@ -453,8 +464,9 @@ def running(
     The media are checked first (:func:`coreos_infra.preflight.check_vm`: :class:`BootError` with reason
     ``missing file``, ``wrong architecture`` or ``sector size mismatch``, before QEMU starts).
     If QEMU itself is killed by a signal before the marker (seen under TCG on a loaded host: SIGSEGV a
-    second into the guest kernel), the boot is started again from scratch, at most ``crash_retries``
-    times, with a warning; guest failures (patterns, non-zero exits, timeouts) are never retried.
+    second into the guest kernel), or the guest stalls silently right after the kernel started ``/init``
+    (:class:`EarlyStall`), the boot is started again from scratch, at most ``crash_retries`` times, with a
+    warning; guest failures (patterns, non-zero exits, timeouts) are never retried.
     """
     try:
         preflight.check_vm(vm)
@@ -473,8 +485,9 @@ def running(
                         reason = _wait_for(console, until, limits, start, argv, fail_on)
                     except EmulatorCrash as exc:
                         if attempt == crash_retries:
+                            why = "guest stall" if isinstance(exc, EarlyStall) else "qemu crash"
                             raise BootError(f"{exc} (after {attempt + 1} attempts)", console.text,
-                                            reason="qemu crash") from exc  # fmt: skip
+                                            reason=why) from exc  # fmt: skip
                         LOG.warning("%s; booting again (attempt %d)", exc, attempt + 2)
                         continue
                     yield BootLog(console.text, reason, time.monotonic() - start, argv)

@@ -226,6 +226,19 @@ def test_runner_reads_the_rest_of_the_marker_line() -> None:
         assert "FIXTURE-INSTALL-FAILED destination too small\n" in console.text
 
 
+def test_a_guest_silent_right_after_the_kernel_started_init_is_an_early_stall() -> None:
+    """Retried like a QEMU crash by ``running`` (a TCG hang seen once on a loaded host), long before the
+    idle limit; silence anywhere else is a guest failure."""
+    start = time.monotonic()
+    with pytest.raises(qemu.EarlyStall, match="nothing for 10 s after the kernel started /init"):
+        _watch("echo '[    3.97] Run /init as init process'; sleep 60", qemu.Timeouts(overall=60, idle=40))
+    assert time.monotonic() - start < 20
+    with pytest.raises(BootError, match="no console output for 12 s") as err:
+        _watch("echo '[    3.97] Run /init as init process'; echo FIXTURE-BOOT-OK; sleep 60",
+               qemu.Timeouts(overall=60, idle=12))  # fmt: skip
+    assert err.value.reason == "no console output"
+
+
 def test_runner_fails_on_silence_before_the_overall_cap() -> None:
     start = time.monotonic()
     with pytest.raises(BootError, match="no console output for 2 s") as err:
