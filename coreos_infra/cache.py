@@ -12,9 +12,12 @@ SHA-256 from the metadata; the detached OpenPGP signature with ``gpgv`` reading 
 pipe (a missing signature is an error unless ``insecure``, a bad one always is); then, on signed data
 only, the compressed-stream checks of :mod:`coreos_infra.compressed`.
 
-Re-check on use: a cache hit compares the file's size, inode, mtime and ctime with the stamp recorded at
-insertion (cheap, independent of the size); on any difference the file is hashed again, and a file that
-no longer matches its name is dropped with a warning and downloaded again.
+Re-check on use: a cache hit compares the file's size, inode, mtime, ctime and the boot ID with the stamp
+recorded at insertion (cheap, independent of the size); on any difference the file is hashed again, and a
+file that no longer matches its name is dropped with a warning and downloaded again. Because a new boot
+re-hashes, nothing in the cache is fsynced where the boot ID exists (Linux): what a crash may lose is
+found by the first use after it (a lost record or signature means a new download), and a fetch costs no
+forced disk writes.
 """
 
 from __future__ import annotations
@@ -41,10 +44,22 @@ LOG = logging.getLogger("coreos_infra.fetch")
 MAX_SIGNATURE_BYTES = 1 << 20
 
 
-def _stamp(st: os.stat_result) -> dict[str, int]:
-    """What changes when a file's bytes may have changed (ctime cannot be set back by a user)."""
+BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
+
+
+def boot_id() -> str:
+    """This boot's random ID (Linux), or "" where there is none."""
+    try:
+        return BOOT_ID.read_text().strip()
+    except OSError:
+        return ""
+
+
+def _stamp(st: os.stat_result) -> dict[str, int | str]:
+    """What changes when a file's bytes may have changed (ctime cannot be set back by a user), and the
+    boot: after a reboot (or a crash, which may lose unsynced data) every file is hashed again once."""
     return {"size": st.st_size, "dev": st.st_dev, "ino": st.st_ino, "mtime_ns": st.st_mtime_ns,
-            "ctime_ns": st.st_ctime_ns}  # fmt: skip
+            "ctime_ns": st.st_ctime_ns, "boot": boot_id()}  # fmt: skip
 
 
 class ArtifactCache:
@@ -106,7 +121,7 @@ class ArtifactCache:
             return None
         LOG.info("%s: cached file changed on disk but still matches its SHA-256", record.get("name", sha256))
         record["stamp"] = _stamp(blob.stat())
-        write_atomic(self.record(sha256), _record_bytes(record))
+        write_atomic(self.record(sha256), _record_bytes(record), durable=not boot_id())
         return record
 
     def drop(self, sha256: str) -> None:
@@ -156,7 +171,7 @@ def _download_verified(
             observers.append(verifier)
         LOG.info("downloading %s", ref.location)
         got = download(ref.location, tmp, expected_size=ref.size, options=options, description=ref.name,
-                       observers=observers)  # fmt: skip
+                       observers=observers, durable=not boot_id())  # fmt: skip
         if got != digest:
             raise VerificationError(
                 f"{ref.name}: SHA-256 mismatch: downloaded {tmp.stat().st_size} bytes hashing to {got}, "
@@ -199,7 +214,7 @@ def ensure_artifact(ref: ArtifactRef, *, cache: ArtifactCache, keyring: gpg.Keyr
             if signature is None:
                 raise _missing_signature(ref)
             check = gpg.verify_detached(blob, signature, keyring, what=ref.name)
-            write_atomic(sig_path, signature)
+            write_atomic(sig_path, signature, durable=not boot_id())
             _write_record(cache, digest, ref, check)
             return blob
 
@@ -217,7 +232,7 @@ def ensure_artifact(ref: ArtifactRef, *, cache: ArtifactCache, keyring: gpg.Keyr
             check_compressed(tmp, name=ref.name, uncompressed_sha256=ref.uncompressed_sha256,
                              deep=options.check_uncompressed)  # fmt: skip
             if signature is not None:
-                write_atomic(cache.signature(digest), signature)
+                write_atomic(cache.signature(digest), signature, durable=not boot_id())
             else:
                 cache.signature(digest).unlink(missing_ok=True)
             os.chmod(tmp, 0o444)
@@ -243,7 +258,7 @@ def _write_record(
         "signed_by": check.primary_fingerprint if check else None,
         "verified_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    write_atomic(cache.record(digest), _record_bytes(record))
+    write_atomic(cache.record(digest), _record_bytes(record), durable=not boot_id())
 
 
 def _record_bytes(record: dict[str, Any]) -> bytes:

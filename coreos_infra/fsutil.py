@@ -103,10 +103,11 @@ def naming_write_errors(path: Path) -> Iterator[None]:
 
 
 def write_atomic(
-    path: Path, data: bytes, *, mode: int = 0o644, overwrite: bool = True, parents: bool = True
-) -> None:
+    path: Path, data: bytes, *, mode: int = 0o644, overwrite: bool = True, parents: bool = True,
+    durable: bool = True,
+) -> None:  # fmt: skip
     """Write ``data`` to ``path`` atomically (see :func:`atomic_output`)."""
-    with atomic_output(path, mode=mode, overwrite=overwrite, parents=parents) as f:
+    with atomic_output(path, mode=mode, overwrite=overwrite, parents=parents, durable=durable) as f:
         f.write(data)
 
 
@@ -182,14 +183,17 @@ class EarlyWriteback:
     context manager inside the block that keeps ``fd`` open.
     """
 
-    def __init__(self, fd: int, *, step: int = 16 << 20) -> None:
-        self.fd, self.step, self.pending = fd, step, 0
+    def __init__(self, fd: int, *, step: int = 16 << 20, enabled: bool = True) -> None:
+        self.fd, self.step, self.pending, self.enabled = fd, step, 0, enabled
         self._wake = threading.Event()
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="early-writeback", daemon=True)
-        self._thread.start()
+        if enabled:
+            self._thread.start()
 
     def wrote(self, n: int) -> None:
+        if not self.enabled:
+            return
         self.pending += n
         if self.pending >= self.step:
             self.pending = 0
@@ -209,7 +213,8 @@ class EarlyWriteback:
     def close(self) -> None:
         self._stopping = True
         self._wake.set()
-        self._thread.join()
+        if self.enabled:
+            self._thread.join()
 
     def __enter__(self) -> EarlyWriteback:
         return self

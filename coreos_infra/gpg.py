@@ -25,7 +25,7 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from coreos_infra import openpgp
 from coreos_infra.errors import CoreosInfraError, InputError, Location, VerificationError
@@ -441,6 +441,12 @@ class DigestStreamVerifier:
     def update(self, data: bytes) -> None:
         self.inner.update(data)
 
+    def shares_sha256(self) -> bool:
+        return self.inner.shares_sha256()
+
+    def adopt_sha256(self, hasher: Any) -> None:
+        self.inner.adopt_sha256(hasher)
+
     def restart(self) -> None:
         self.inner.restart()
 
@@ -561,11 +567,14 @@ def export_public_key(home: Path, fingerprint: str, *, armor: bool = True) -> by
 
 
 def sign_detached(home: Path, fingerprint: str, path: Path, *, dest: Path | None = None) -> Path:
-    """Write a binary detached signature of ``path`` (default ``<path>.sig``) atomically; return its path."""
+    """Write a binary detached signature of ``path`` (default ``<path>.sig``) atomically; return its path.
+
+    The digest is SHA-256, as in Fedora's signatures: a verifier hashes the file once for its SHA-256 and
+    its signature (:class:`coreos_infra.transport` hands the state over)."""
     dest = dest or path.with_name(path.name + ".sig")
     sig = _gpg(
         home, "--pinentry-mode", "loopback", "--passphrase", "", "--local-user", fingerprint,
-        "--detach-sign", "--output", "-", path, agent=True,
+        "--digest-algo", "SHA256", "--detach-sign", "--output", "-", path, agent=True,
     )  # fmt: skip
     write_atomic(dest, sig)
     return dest

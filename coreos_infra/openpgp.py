@@ -22,6 +22,7 @@ import hashlib
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from coreos_infra.errors import VerificationError
 
@@ -242,6 +243,15 @@ class DigestVerifier:
     def update(self, data: bytes) -> None:
         for h in self._hashers.values():
             h.update(data)
+
+    def shares_sha256(self) -> bool:
+        """Whether every signature hashes with SHA-256: then the caller's SHA-256 of the same bytes
+        can be handed over (:meth:`adopt_sha256`) instead of hashing them twice."""
+        return set(self._hashers) == {"sha256"}
+
+    def adopt_sha256(self, hasher: Any) -> None:
+        """Take a SHA-256 state over exactly the bytes fed so far (instead of :meth:`update`)."""
+        self._hashers = {"sha256": hasher}
 
     def restart(self) -> None:
         self._hashers = {name: hashlib.new(name) for name in self._hashers}

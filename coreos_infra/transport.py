@@ -230,7 +230,10 @@ class _Digests:
     DEPTH = 8
 
     def __init__(self, observers: Sequence[Observer]) -> None:
-        self.observers = observers
+        # an observer that hashes with SHA-256 only (a SHA-256 signature) gets a copy of our state at the
+        # end instead of every chunk: one hashing pass for the file's digest and its signature
+        self.sharing = [o for o in observers if getattr(o, "shares_sha256", lambda: False)()]
+        self.observers = [o for o in observers if o not in self.sharing]
         self.hasher = hashlib.sha256()
         self.error: BaseException | None = None
         self._queue: queue.Queue[bytes | None] = queue.Queue(self.DEPTH)
@@ -263,12 +266,14 @@ class _Digests:
         self._queue.join()
         self._check()
         self.hasher = hashlib.sha256()
-        for observer in self.observers:
+        for observer in (*self.observers, *self.sharing):
             observer.restart()
 
     def hexdigest(self) -> str:
         self._queue.join()
         self._check()
+        for observer in self.sharing:
+            observer.adopt_sha256(self.hasher.copy())  # type: ignore[attr-defined]
         return self.hasher.hexdigest()
 
     def close(self) -> None:
@@ -277,10 +282,13 @@ class _Digests:
 
 
 def download(url: str, dest: Path, *, expected_size: int | None = None, options: FetchOptions | None = None,
-             description: str | None = None, observers: Sequence[Observer] = ()) -> str:  # fmt: skip
+             description: str | None = None, observers: Sequence[Observer] = (),
+             durable: bool = True) -> str:  # fmt: skip
     """Download ``url`` to ``dest`` (overwritten), resuming with Range after failures; return its SHA-256.
 
     Every byte written to ``dest`` is also given to each of ``observers``, once, in file order.
+    ``durable``: ``dest`` is on disk (fsync) before this returns; False leaves it to the page cache (the
+    artifact cache re-hashes its files after a reboot instead).
     """
     options = options or FetchOptions()
 
@@ -297,7 +305,7 @@ def download(url: str, dest: Path, *, expected_size: int | None = None, options:
     with (
         contextlib.closing(digests),
         open(dest, "wb") as out,
-        EarlyWriteback(out.fileno()) as writeback,
+        EarlyWriteback(out.fileno(), enabled=durable) as writeback,
         progress(expected_size, description or Path(url).name) as bar,
     ):
         while True:
@@ -334,7 +342,8 @@ def download(url: str, dest: Path, *, expected_size: int | None = None, options:
                     raise _Transient(f"connection closed after {have} of {total} bytes")
                 with _naming_no_space(dest, None):
                     out.flush()
-                    os.fsync(out.fileno())
+                    if durable:
+                        os.fsync(out.fileno())
                 return digests.hexdigest()
             except _NETWORK_ERRORS as e:
                 attempt += 1

@@ -173,3 +173,37 @@ def test_cached_blob_signed_by_a_key_no_longer_trusted_takes_the_sources_new_sig
     assert cached_sig == source.with_name(source.name + ".sig").read_bytes(), (
         "the signature that verified it"
     )
+
+
+def test_a_new_boot_rehashes_once_and_downloads_are_not_fsynced(
+    mirror: MirrorFixture, server: MirrorServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Downloads into the cache skip fsync where a boot ID exists, because the stamp carries the boot:
+    after a reboot (or a crash that lost unsynced data) each blob is hashed again on first use."""
+    from coreos_infra import cache as cache_mod
+
+    boot = tmp_path / "boot_id"
+    boot.write_text("boot-1\n")
+    monkeypatch.setattr(cache_mod, "BOOT_ID", boot)
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd))[1])
+    hashed: list[Path] = []
+    real_hash = cache_mod.sha256_file
+    monkeypatch.setattr(cache_mod, "sha256_file", lambda p: (hashed.append(Path(p)), real_hash(p))[1])
+    cache = tmp_path / "cache"
+    blob = fetch(server.url, cache, mirror).files["disk"]
+    downloads_synced = len(synced)
+    record_path = blob.with_name(blob.name + ".json")
+    assert json.loads(record_path.read_text())["stamp"]["boot"] == "boot-1"
+    fetch(server.url, cache, mirror)
+    assert hashed == []  # same boot, same stamp: a cache hit costs no hashing
+    boot.write_text("boot-2\n")
+    fetch(server.url, cache, mirror)
+    assert blob in hashed and file_requests(server, mirror) == 1  # re-hashed, not fetched again
+    assert json.loads(record_path.read_text())["stamp"]["boot"] == "boot-2"
+    # without a boot ID (not Linux), downloads are durable: fsynced before they are renamed into place
+    monkeypatch.setattr(cache_mod, "BOOT_ID", tmp_path / "none")
+    synced.clear()
+    fetch(server.url, tmp_path / "cache2", mirror)
+    assert len(synced) > downloads_synced

@@ -172,3 +172,30 @@ def _sig_body(version: int, hashed: bytes) -> bytes:
 def test_what_the_digest_check_does_not_know_goes_to_gpgv(body: bytes, why: str) -> None:
     with pytest.raises(openpgp.Unsupported, match=why):
         openpgp.parse_signature(body)
+
+
+def test_a_sha256_signature_takes_over_the_downloads_sha256_state(tmp_path: Path) -> None:
+    """Our signatures use SHA-256 (as Fedora's): the download's SHA-256 state is handed to the verifier
+    instead of hashing every byte twice; a state over other bytes fails the signature."""
+    import hashlib
+
+    data = os.urandom(1 << 20)
+    path = tmp_path / "f"
+    path.write_bytes(data)
+    with gpg.throwaway_key(tmp_path) as key:
+        sig = key.sign(path).read_bytes()
+        pub = key.public_key()
+    keyring = gpg.build_keyring(tmp_path / "k.gpg", pinned=[], extra=[_write(tmp_path / "pub.asc", pub)])
+    v = gpg.stream_verifier(sig, keyring, what="f")
+    assert isinstance(v, gpg.DigestStreamVerifier) and v.shares_sha256()
+    v.adopt_sha256(hashlib.sha256(data))
+    assert v.finish().primary_fingerprint == key.fingerprint
+    bad = gpg.stream_verifier(sig, keyring, what="f")
+    bad.adopt_sha256(hashlib.sha256(data[:-1] + b"x"))  # type: ignore[union-attr]
+    with pytest.raises(VerificationError):
+        bad.finish()
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
