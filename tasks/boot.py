@@ -50,7 +50,9 @@ def boot_test(
     """Build (if needed) and boot an artifact in QEMU; check that the system applied its Ignition config.
 
     Every file, directory, link, unit and user the delivered config declares is compared with what the booted
-    system reports. KVM is used when it works, TCG otherwise. The serial log is kept beside the artifact.
+    system reports; with the site's boot-test key (boot_test.ssh_key, else a throw-away key in
+    artifacts/keys) the harness logs in as core over SSH and runs the base's and overlays' testinfra
+    checks. KVM is used when it works, TCG otherwise. The serial log is kept beside the artifact.
 
     With --all, every boot path the project claims for the host is built and booted (ISO as CD and USB
     stick under SeaBIOS and OVMF, installs, iPXE TFTP/HTTP, PXELINUX, GRUB netboot, metal BIOS/UEFI/4Kn,
