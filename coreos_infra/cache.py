@@ -67,6 +67,7 @@ class ArtifactCache:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+        self.durable = not boot_id()  # fsync only where a new boot cannot be told (see the module docs)
 
     def blob(self, sha256: str) -> Path:
         return self.root / "sha256" / sha256
@@ -121,7 +122,7 @@ class ArtifactCache:
             return None
         LOG.info("%s: cached file changed on disk but still matches its SHA-256", record.get("name", sha256))
         record["stamp"] = _stamp(blob.stat())
-        write_atomic(self.record(sha256), _record_bytes(record), durable=not boot_id())
+        write_atomic(self.record(sha256), _record_bytes(record), durable=self.durable)
         return record
 
     def drop(self, sha256: str) -> None:
@@ -160,6 +161,7 @@ def _download_verified(
     signature: bytes | None,
     keyring: gpg.Keyring,
     options: FetchOptions,
+    durable: bool,
 ) -> gpg.SignatureCheck | None:
     """Download ``ref`` to ``tmp``, checking its SHA-256 and signature as the bytes stream."""
     with contextlib.ExitStack() as stack:
@@ -171,7 +173,7 @@ def _download_verified(
             observers.append(verifier)
         LOG.info("downloading %s", ref.location)
         got = download(ref.location, tmp, expected_size=ref.size, options=options, description=ref.name,
-                       observers=observers, durable=not boot_id())  # fmt: skip
+                       observers=observers, durable=durable)  # fmt: skip
         if got != digest:
             raise VerificationError(
                 f"{ref.name}: SHA-256 mismatch: downloaded {tmp.stat().st_size} bytes hashing to {got}, "
@@ -214,7 +216,7 @@ def ensure_artifact(ref: ArtifactRef, *, cache: ArtifactCache, keyring: gpg.Keyr
             if signature is None:
                 raise _missing_signature(ref)
             check = gpg.verify_detached(blob, signature, keyring, what=ref.name)
-            write_atomic(sig_path, signature, durable=not boot_id())
+            write_atomic(sig_path, signature, durable=cache.durable)
             _write_record(cache, digest, ref, check)
             return blob
 
@@ -227,12 +229,12 @@ def ensure_artifact(ref: ArtifactRef, *, cache: ArtifactCache, keyring: gpg.Keyr
         os.close(fd)
         tmp = Path(tmp_name)
         try:
-            verified = _download_verified(ref, digest, tmp, signature, keyring, options)
+            verified = _download_verified(ref, digest, tmp, signature, keyring, options, cache.durable)
             # The signature first: only data from a trusted signer is fed to a decompressor.
             check_compressed(tmp, name=ref.name, uncompressed_sha256=ref.uncompressed_sha256,
                              deep=options.check_uncompressed)  # fmt: skip
             if signature is not None:
-                write_atomic(cache.signature(digest), signature, durable=not boot_id())
+                write_atomic(cache.signature(digest), signature, durable=cache.durable)
             else:
                 cache.signature(digest).unlink(missing_ok=True)
             os.chmod(tmp, 0o444)
@@ -258,7 +260,7 @@ def _write_record(
         "signed_by": check.primary_fingerprint if check else None,
         "verified_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    write_atomic(cache.record(digest), _record_bytes(record), durable=not boot_id())
+    write_atomic(cache.record(digest), _record_bytes(record), durable=cache.durable)
 
 
 def _record_bytes(record: dict[str, Any]) -> bytes:
