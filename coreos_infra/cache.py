@@ -36,23 +36,12 @@ from typing import Any
 from coreos_infra import gpg
 from coreos_infra.compressed import check_compressed
 from coreos_infra.errors import VerificationError
-from coreos_infra.fsutil import sha256_file, write_atomic
+from coreos_infra.fsutil import boot_id, sha256_file, write_atomic
 from coreos_infra.stream import ArtifactRef, StreamError
 from coreos_infra.transport import FetchOptions, NotFound, Observer, download, read_url
 
 LOG = logging.getLogger("coreos_infra.fetch")
 MAX_SIGNATURE_BYTES = 1 << 20
-
-
-BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
-
-
-def boot_id() -> str:
-    """This boot's random ID (Linux), or "" where there is none."""
-    try:
-        return BOOT_ID.read_text().strip()
-    except OSError:
-        return ""
 
 
 def _stamp(st: os.stat_result) -> dict[str, int | str]:

@@ -174,6 +174,21 @@ class StartedCopy:
         self.discard()
 
 
+BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
+
+
+def boot_id() -> str:
+    """This boot's random ID (Linux), or "" where there is none.
+
+    Data written in this boot is coherent in the page cache without fsync, so a record that carries the
+    boot ID can skip the fsync and is trusted only while the ID is the same (a crash means a new boot).
+    """
+    try:
+        return BOOT_ID.read_text().strip()
+    except OSError:
+        return ""
+
+
 class EarlyWriteback:
     """Starts a file's writeback while it is still being written, so that the final fsync has little left.
 

@@ -208,7 +208,7 @@ def build_keyring(
             raise VerificationError(f"pinned keys without a valid self-signature: {', '.join(missing)}")
         data = _gpg(home, "--export", *fprs) if fprs else b""
         listing = _gpg(home, "--with-colons", "--fixed-list-mode", "--list-keys") if fprs else b""
-    write_atomic(dest, data)
+    write_atomic(dest, data, durable=False)  # derived each run; a damaged one fails closed in gpgv
     signers = {k: v for k, v in _signing_keys(listing).items() if v in fprs}
     return Keyring(dest, frozenset(fprs), signers)
 

@@ -8,6 +8,7 @@ key, hostile names and keys in the index, unsigned builds, interrupted downloads
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -24,7 +25,7 @@ from coreos_infra.publish import layout
 from coreos_infra.publish.download import download_build, resolve_build
 from coreos_infra.publish.localstore import LocalStore
 from coreos_infra.publish.publish import PublishOptions, publish
-from coreos_infra.publish.rangefetch import part_path
+from coreos_infra.publish.rangefetch import journal_path, part_path
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -281,6 +282,67 @@ def test_resume_from_partial_file(published: Path, builds: Path, keyfile: Path, 
                          names=[f.name])  # fmt: skip
     assert got.resumed == {f.name: len(data) // 3}
     assert got.files[f.name].read_bytes() == data and not part.exists()
+
+
+def test_journal_of_another_boot_is_not_trusted(
+    published: Path, keyfile: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing is fsynced where a boot ID exists: a journal written in another boot (the partial file
+    may have lost unsynced bytes in a crash) makes the download start over; the same boot resumes."""
+    from coreos_infra import fsutil
+
+    boot = tmp_path / "boot_id"
+    boot.write_text("boot-2\n")
+    monkeypatch.setattr(fsutil, "BOOT_ID", boot)
+    store = LocalStore(published)
+    f = resolve_build(store, "lab", "dns1", "metal").disk_image()
+    data = (published / f.key).read_bytes()
+    third = len(data) // 3
+    for written_in, resumed in (("boot-1", {}), ("boot-2", {f.name: third})):
+        dest = tmp_path / written_in
+        dest.mkdir()
+        part = part_path(dest, f)
+        part.write_bytes(data[:third])
+        journal_path(part).write_text(f"{third} {written_in}")
+        got = download_build(store, "lab", "dns1", "metal", dest=dest, keyring=keyfile, show_progress=False,
+                             names=[f.name])  # fmt: skip
+        assert got.resumed == resumed and got.files[f.name].read_bytes() == data
+
+
+@pytest.mark.parametrize("has_boot_id", [True, False])
+def test_download_fsyncs_only_without_a_boot_id(
+    published: Path, keyfile: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, has_boot_id: bool
+) -> None:
+    from coreos_infra import fsutil
+
+    boot = tmp_path / "boot_id"
+    if has_boot_id:
+        boot.write_text("boot-1\n")
+    monkeypatch.setattr(fsutil, "BOOT_ID", boot)
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd))[1])
+    store = LocalStore(published)
+    f = resolve_build(store, "lab", "dns1", "metal").disk_image()
+    got = download_build(store, "lab", "dns1", "metal", dest=tmp_path / "dl", keyring=keyfile,
+                         show_progress=False, names=[f.name])  # fmt: skip
+    assert got.files[f.name].is_file()
+    assert bool(synced) is not has_boot_id
+    if has_boot_id:
+        part = part_path(tmp_path / "dl", f)
+        assert not part.exists() and not journal_path(part).exists()
+
+
+def test_local_store_reads_a_bounded_range(published: Path) -> None:
+    store = LocalStore(published)
+    f = resolve_build(store, "lab", "dns1", "metal").disk_image()
+    data = (published / f.key).read_bytes()
+    out = io.BytesIO()
+    store.read_to(f.key, out, offset=10, end=1000)
+    assert out.getvalue() == data[10:1000]
+    out = io.BytesIO()
+    store.read_to(f.key, out, offset=len(data) - 5)
+    assert out.getvalue() == data[-5:]
 
 
 def test_partial_file_with_wrong_bytes_restarts(published: Path, keyfile: Path, tmp_path: Path) -> None:

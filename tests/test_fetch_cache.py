@@ -181,10 +181,11 @@ def test_a_new_boot_rehashes_once_and_downloads_are_not_fsynced(
     """Downloads into the cache skip fsync where a boot ID exists, because the stamp carries the boot:
     after a reboot (or a crash that lost unsynced data) each blob is hashed again on first use."""
     from coreos_infra import cache as cache_mod
+    from coreos_infra import fsutil
 
     boot = tmp_path / "boot_id"
     boot.write_text("boot-1\n")
-    monkeypatch.setattr(cache_mod, "BOOT_ID", boot)
+    monkeypatch.setattr(fsutil, "BOOT_ID", boot)
     synced: list[int] = []
     real_fsync = os.fsync
     monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd))[1])
@@ -203,7 +204,7 @@ def test_a_new_boot_rehashes_once_and_downloads_are_not_fsynced(
     assert blob in hashed and file_requests(server, mirror) == 1  # re-hashed, not fetched again
     assert json.loads(record_path.read_text())["stamp"]["boot"] == "boot-2"
     # without a boot ID (not Linux), downloads are durable: fsynced before they are renamed into place
-    monkeypatch.setattr(cache_mod, "BOOT_ID", tmp_path / "none")
+    monkeypatch.setattr(fsutil, "BOOT_ID", tmp_path / "none")
     synced.clear()
     fetch(server.url, tmp_path / "cache2", mirror)
     assert len(synced) > downloads_synced

@@ -22,7 +22,9 @@ never only from the store itself:
    the build carries secrets). A file that fails is deleted, partial data included: nothing unverified
    is kept. An interrupted download keeps its ``.part`` file; the next run continues from its size
    (the prefix already there is hashed and fed to gpgv first). Dropped connections are retried in the
-   same run, resuming where they stopped.
+   same run, resuming where they stopped. Where the kernel has a boot ID nothing here is fsynced (see
+   :mod:`coreos_infra.publish.rangefetch`: a partial file from an earlier boot is started over, a
+   complete one is re-hashed before it is kept, and ``flash`` checks an image's signature).
 
 The destination also gets ``meta.json`` (checked against SHA256SUMS) and ``SHA256SUMS`` (+ ``.sig``), so
 ``gpgv SHA256SUMS.sig SHA256SUMS && sha256sum -c SHA256SUMS`` works there by hand too.
@@ -46,7 +48,7 @@ from typing import Any
 
 from coreos_infra import gpg
 from coreos_infra.errors import CoreosInfraError, VerificationError
-from coreos_infra.fsutil import CHUNK, write_atomic
+from coreos_infra.fsutil import CHUNK, boot_id, write_atomic
 from coreos_infra.publish import index as idx
 from coreos_infra.publish import layout
 from coreos_infra.publish.rangefetch import DownloadError, FileEntry, fetch_file
@@ -385,17 +387,17 @@ def _get_file(store: Store, f: FileEntry, dest: Path, sig: bytes | None, trusted
         result.files[f.name] = fetch()
 
 
-def _write_extras(store: Store, b: Build, dest: Path, sums: _Sums, mode: int) -> None:
+def _write_extras(store: Store, b: Build, dest: Path, sums: _Sums, mode: int, durable: bool) -> None:
     """meta.json (covered by SHA256SUMS: it has the uncompressed SHA-256 of images), SHA256SUMS(.sig)."""
     if b.meta and sums.data is not None:
         meta = _small(store, b.meta)
         if hashlib.sha256(meta).hexdigest() != sums.checked.get("meta.json"):
             raise VerificationError(f"{b.meta}: does not match SHA256SUMS")
-        write_atomic(dest / "meta.json", meta, mode=mode)
+        write_atomic(dest / "meta.json", meta, mode=mode, durable=durable)
     if sums.data is not None:
-        write_atomic(dest / "SHA256SUMS", sums.data)
+        write_atomic(dest / "SHA256SUMS", sums.data, durable=durable)
         if sums.signature is not None:
-            write_atomic(dest / "SHA256SUMS.sig", sums.signature)
+            write_atomic(dest / "SHA256SUMS.sig", sums.signature, durable=durable)
 
 
 def download_build(
@@ -428,6 +430,7 @@ def download_build(
     dest = Path(dest) / b.site / b.host / b.target / b.build_id if per_build_dir else Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     mode = 0o600 if b.contains_secrets else 0o644
+    durable = not boot_id()  # as for the files themselves (see coreos_infra.publish.rangefetch)
     result = Downloaded(b, dest, signed=b.sums_signature is not None and keyring is not None)
     sums = _sums(store, b, wanted, result.signed)
     with contextlib.ExitStack() as stack:
@@ -449,11 +452,11 @@ def download_build(
                 _get_file(store, f, dest, sig, trusted, mode=mode, show_progress=show_progress, gate=gate,
                           result=result)  # fmt: skip
                 if sig is not None:
-                    write_atomic(dest / layout.signature(f.name), sig)
+                    write_atomic(dest / layout.signature(f.name), sig, durable=durable)
         finally:
             gate.join()
         gate.wait()
-        _write_extras(store, b, dest, sums, mode)
+        _write_extras(store, b, dest, sums, mode, durable)
     return result
 
 

@@ -182,6 +182,7 @@ class LocalStore:
         out: BinaryIO,
         *,
         offset: int = 0,
+        end: int | None = None,
         progress: Callable[[int], None] | None = None,
     ) -> None:
         try:
@@ -190,7 +191,13 @@ class LocalStore:
             raise CoreosInfraError(f"{self.url}: no object {key!r} in the store") from None
         with f:
             f.seek(offset)
-            while chunk := f.read(CHUNK):
+            left = None if end is None else end - offset
+            while left is None or left > 0:
+                chunk = f.read(CHUNK if left is None else min(CHUNK, left))
+                if not chunk:
+                    break
+                if left is not None:
+                    left -= len(chunk)
                 out.write(chunk)
                 if progress is not None:
                     progress(len(chunk))

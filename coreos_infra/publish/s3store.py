@@ -297,12 +297,15 @@ class S3Store:
         out: BinaryIO,
         *,
         offset: int = 0,
+        end: int | None = None,
         progress: Callable[[int], None] | None = None,
     ) -> None:
         from botocore.exceptions import ClientError
 
         args: dict[str, Any] = {"Bucket": self.bucket, "Key": self._full(key)}
-        if offset:
+        if end is not None:
+            args["Range"] = f"bytes={offset}-{end - 1}"
+        elif offset:
             args["Range"] = f"bytes={offset}-"
         with self._errors("GET", key):
             try:

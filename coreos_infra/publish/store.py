@@ -53,8 +53,9 @@ class Store(Protocol):
         out: BinaryIO,
         *,
         offset: int = 0,
+        end: int | None = None,
         progress: Callable[[int], None] | None = None,
-    ) -> None: ...  # streams from offset (resume)
+    ) -> None: ...  # streams bytes [offset, end) (to the end of the object without one)
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]: ...
 

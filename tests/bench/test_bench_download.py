@@ -3,7 +3,9 @@
 Target (issue 13): ``download`` of a published image — GET from S3, SHA-256 against the signed
 SHA256SUMS and gpgv over every byte with the file's own ``.sig``, fsync, rename — at least as fast as a
 plain ``rclone copy`` of the same object from the same loopback SeaweedFS server (1.0x), measured in the
-same run. Size ``BENCH_DOWNLOAD_MIB`` (default 512 MiB, incompressible). Run with ``-s`` for the numbers.
+same run. Size ``BENCH_DOWNLOAD_MIB`` (default 512 MiB, incompressible). The commands run in turn, five
+times each, each after a ``sync`` (untimed) so that none pays for another's writeback; medians.
+Run with ``-s`` for the numbers.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -37,13 +38,18 @@ MIB = int(os.environ.get("BENCH_DOWNLOAD_MIB", "512"))
 s3server = s3fixtures.s3server
 
 
-def _median(fn: Callable[[], None], runs: int = 3) -> float:
-    times = []
+def _alternating(fns: dict[str, Callable[[], None]], prepare: Callable[[], None],
+                 runs: int = 5) -> dict[str, float]:  # fmt: skip
+    """Median wall time of each of ``fns``, run in turn ``runs`` times; ``prepare`` (untimed) before each
+    run removes the last output and syncs, so that no run pays for the writeback of an earlier one."""
+    times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, fn in fns.items():
+            prepare()
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 @pytest.fixture
@@ -79,26 +85,28 @@ def test_bench_download_vs_rclone(env: S3Server, tmp_path: Path) -> None:
         f"secret_access_key = {os.environ['AWS_SECRET_ACCESS_KEY']}\n"
     )
     rclone_env = {k: v for k, v in os.environ.items() if k != "AWS_CA_BUNDLE"}
-    work = Path(tempfile.mkdtemp(prefix="bench-dl-", dir=tmp_path))
+    work = tmp_path / "work"
+
+    def prepare() -> None:
+        shutil.rmtree(work, ignore_errors=True)
+        os.sync()
 
     def baseline() -> None:
-        out = work / "rclone"
-        shutil.rmtree(out, ignore_errors=True)
-        subprocess.run([rclone, "--config", str(conf), "copy", f"s:{bucket}/{f.key}", str(out)], check=True,
-                       env=rclone_env)  # fmt: skip
-        assert (out / f.name).stat().st_size == f.size
+        subprocess.run([rclone, "--config", str(conf), "copy", f"s:{bucket}/{f.key}", str(work / "rclone")],
+                       check=True, env=rclone_env)  # fmt: skip
 
     def ours(verify_each: bool = False) -> None:
-        out = work / "ours"
-        shutil.rmtree(out, ignore_errors=True)
-        got = download_build(store, "lab", "dns1", "metal", dest=out, keyring=trusted, names=[f.name],
-                             verify_each=verify_each, show_progress=False)  # fmt: skip
+        got = download_build(store, "lab", "dns1", "metal", dest=work / "ours", keyring=trusted,
+                             names=[f.name], verify_each=verify_each, show_progress=False)  # fmt: skip
         assert got.signed and got.files[f.name].stat().st_size == f.size
 
+    prepare()
     baseline()  # warm up the server and the page cache of its volume
-    t_rclone = _median(baseline)
-    t_ours = _median(ours)
-    t_each = _median(lambda: ours(verify_each=True), runs=1)
+    assert (work / "rclone" / f.name).stat().st_size == f.size
+    ours()
+    commands = {"rclone": baseline, "ours": ours, "each": lambda: ours(verify_each=True)}
+    medians = _alternating(commands, prepare)
+    t_rclone, t_ours, t_each = medians["rclone"], medians["ours"], medians["each"]
     ratio = t_rclone / t_ours
     mbs = f.size / 1e6
     print(f"\ndownload {MIB} MiB: rclone copy {t_rclone:.2f} s ({mbs / t_rclone:.0f} MB/s); "
