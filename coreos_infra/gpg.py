@@ -87,26 +87,43 @@ def stop_agent(home: Path) -> None:
             run([gpgconf, "--homedir", home, "--kill", "all"], check=False, capture=True, timeout=30)
 
 
+# The agent's sockets live in its home; it fails to start well before the 107 bytes of a Unix socket
+# address (seen with an 87-byte home), so longer homes get a short link.
+AGENT_HOME_MAX = 60
+
+
+@contextlib.contextmanager
+def agent_home(home: Path) -> Iterator[Path]:
+    """``home``, or for the call a short private symlink to it when the agent's socket paths in ``home``
+    would not fit a Unix socket address (a deep checkout, pytest's temporary directories): gpg-agent
+    then fails with "General error". The agent is stopped before the link goes."""
+    if len(str(home)) <= AGENT_HOME_MAX:
+        yield home
+        return
+    with signals_held():
+        short = Path(tempfile.mkdtemp(prefix="cigpg-"))
+    link = short / "h"
+    try:
+        link.symlink_to(Path(home).resolve())
+        yield link
+    finally:
+        stop_agent(link)
+        shutil.rmtree(short, ignore_errors=True)
+
+
 def _gpg(
     home: Path, *args: str | os.PathLike[str], input: bytes | None = None, agent: bool = False
 ) -> bytes:
     """Run gpg in ``home``; the agent (needed only for secret keys) is started only when ``agent``."""
     gpg = find_binary("gpg", reason="handle OpenPGP keys and signatures")
-    result = run(
-        [
-            gpg,
-            "--batch",
-            "--no-tty",
-            "--quiet",
-            "--homedir",
-            home,
-            *([] if agent else ["--no-autostart"]),
-            *args,
-        ],
-        capture=True,
-        input=input,
-        timeout=120,
-    )
+    with agent_home(home) if agent else contextlib.nullcontext(home) as where:
+        result = run(
+            [gpg, "--batch", "--no-tty", "--quiet", "--homedir", where,
+             *([] if agent else ["--no-autostart"]), *args],
+            capture=True,
+            input=input,
+            timeout=120,
+        )  # fmt: skip
     return result.stdout or b""
 
 

@@ -33,7 +33,11 @@ def lint(c: Context, fix: bool = False) -> None:
 @exits_on_errors
 def test(c: Context, k: str = "", marker: str = "", verbose: bool = False) -> None:
     """Run the whole test suite (unit, linters, boot tests in QEMU); benchmarks are `invoke bench`."""
+    # Two workers: the modules that boot QEMU run one after another on one of them (tests/conftest.py)
+    # while the other takes the rest; -k/-m runs of a few tests stay in one process.
     args = ["-m", f"'not bench and ({marker})'" if marker else "'not bench'"]
+    if not (k or marker):
+        args += ["-n", "2", "--dist", "loadgroup"]
     if k:
         args += ["-k", f"'{k}'"]
     if verbose:

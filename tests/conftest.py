@@ -21,3 +21,15 @@ ROOT = Path(__file__).resolve().parent.parent
 def fixture_mirror() -> FixtureMirror:
     cache = os.environ.get("COREOS_INFRA_FIXTURES_CACHE")
     return ensure_mirror(Path(cache) if cache else None)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (``invoke test`` runs ``-n 2 --dist loadgroup``): every module that boots QEMU
+    runs on one worker, one boot after another (two TCG guests on 2 cores would both crawl), while the
+    other worker takes the remaining modules, each whole (its module-scoped builds made once)."""
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    booting = {item.module.__name__ for item in items if item.get_closest_marker("boot") and item.module}
+    for item in items:
+        name = item.module.__name__ if item.module else item.nodeid
+        item.add_marker(pytest.mark.xdist_group("qemu" if name in booting else name))

@@ -202,6 +202,24 @@ def test_throwaway_key_signs_and_cleans_up(tmp_path: Path) -> None:
     assert not list(tmp_path.glob("gnupg-*"))
 
 
+def test_key_in_a_home_too_deep_for_the_agents_socket(tmp_path: Path) -> None:
+    """gpg-agent keeps its sockets in the home; in a deep one (a deep checkout, pytest-xdist's temporary
+    directories) it fails with "General error", well before a Unix socket address is full: a short link
+    is used."""
+    deep = tmp_path / ("d" * max(1, 90 - len(str(tmp_path))))
+    deep.mkdir()
+    with gpg.throwaway_key(deep) as key:
+        assert len(str(key.home)) > 100
+        data = deep / "data"
+        data.write_bytes(b"payload")
+        sig = key.sign(data)
+        pub = deep / "pub.asc"
+        pub.write_bytes(key.public_key())
+        kr = gpg.build_keyring(deep / "k.gpg", pinned=[], extra=[pub])
+        assert gpg.verify_detached(data, sig.read_bytes(), kr).primary_fingerprint == key.fingerprint
+    assert not list(deep.glob("gnupg-*"))
+
+
 def test_persistent_key_home(tmp_path: Path) -> None:
     home = tmp_path / "mirror-key"
     fpr = gpg.generate_key(home, uid="fixture mirror <fixtures@coreos-infra.invalid>")

@@ -77,18 +77,13 @@ class Signer:
 
 def _secret_fingerprint(home: Path, key_id: str | None) -> str | None:
     gpg_bin = find_binary("gpg", reason="sign published images")
-    argv: list[str | os.PathLike[str]] = [
-        gpg_bin,
-        "--batch",
-        "--no-tty",
-        "--homedir",
-        home,
-        "--with-colons",
-        "--list-secret-keys",
-    ]
-    if key_id:
-        argv.append(key_id)
-    result = run(argv, capture=True, check=False, timeout=60)
+    with gpg.agent_home(home) as where:
+        argv: list[str | os.PathLike[str]] = [
+            gpg_bin, "--batch", "--no-tty", "--homedir", where, "--with-colons", "--list-secret-keys"
+        ]  # fmt: skip
+        if key_id:
+            argv.append(key_id)
+        result = run(argv, capture=True, check=False, timeout=60)
     fprs = _FPR.findall((result.stdout or b"").decode(errors="replace"))
     return fprs[0] if fprs and result.returncode == 0 else None
 
