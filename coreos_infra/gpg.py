@@ -94,9 +94,9 @@ AGENT_HOME_MAX = 60
 
 @contextlib.contextmanager
 def agent_home(home: Path) -> Iterator[Path]:
-    """``home``, or for the call a short private symlink to it when the agent's socket paths in ``home``
-    would not fit a Unix socket address (a deep checkout, pytest's temporary directories): gpg-agent
-    then fails with "General error". The agent is stopped before the link goes."""
+    """``home``, or for the call a short private symlink to it when ``home`` is too deep for gpg-agent's
+    sockets (a deep checkout, pytest's temporary directories), where the agent fails with "General
+    error". The agent started through the link is stopped before the link goes."""
     if len(str(home)) <= AGENT_HOME_MAX:
         yield home
         return

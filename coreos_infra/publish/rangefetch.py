@@ -4,9 +4,9 @@ A big file is split into ``PIECE``-sized ranges that ``STREAMS`` threads fetch s
 (``pwrite`` at each range's position, like rclone's multi-thread streams); one more thread hashes the
 file in order as soon as each byte is there (and feeds ``gpgv`` for ``--verify-each``), so nothing reads
 the file a second time, and as the pieces complete roughly in order the hash is done soon after the last
-byte arrived. The partial file is
-``.<name>.<sha256 prefix>.part`` with a ``.done`` journal of the complete prefix, so an interrupted run
-resumes; a verified mismatch deletes both. See :mod:`coreos_infra.publish.download` for the whole proof.
+byte arrived. The partial file is ``.<name>.<sha256 prefix>.part`` with a ``.done`` journal of the
+complete prefix, so an interrupted run resumes; a verified mismatch deletes both. See
+:mod:`coreos_infra.publish.download` for the whole proof.
 
 Nothing is fsynced where the kernel has a boot ID (as in the artifact cache): within one boot the page
 cache is coherent, and what a crash may lose is caught by the next reader, because nothing uses a
