@@ -191,13 +191,9 @@ class LocalStore:
             raise CoreosInfraError(f"{self.url}: no object {key!r} in the store") from None
         with f:
             f.seek(offset)
-            left = None if end is None else end - offset
-            while left is None or left > 0:
-                chunk = f.read(CHUNK if left is None else min(CHUNK, left))
-                if not chunk:
-                    break
-                if left is not None:
-                    left -= len(chunk)
+            left = (os.fstat(f.fileno()).st_size if end is None else end) - offset
+            while left > 0 and (chunk := f.read(min(CHUNK, left))):
+                left -= len(chunk)
                 out.write(chunk)
                 if progress is not None:
                     progress(len(chunk))
