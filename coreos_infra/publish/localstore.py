@@ -192,11 +192,12 @@ class LocalStore:
         with f:
             f.seek(offset)
             left = (os.fstat(f.fileno()).st_size if end is None else end) - offset
-            while left > 0 and (chunk := f.read(min(CHUNK, left))):
-                left -= len(chunk)
-                out.write(chunk)
+            buf = memoryview(bytearray(CHUNK))  # one buffer, reused (see Store.read_to)
+            while left > 0 and (n := f.readinto(buf[: min(CHUNK, left)])):
+                left -= n
+                out.write(buf[:n])
                 if progress is not None:
-                    progress(len(chunk))
+                    progress(n)
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
         if not self.root.is_dir():

@@ -17,6 +17,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import hashlib
+import http.client
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -52,6 +53,46 @@ def part_size(size: int) -> int:
     while -(-size // part) > MAX_PARTS:
         part *= 2
     return part
+
+
+def _direct_response(body: Any) -> Any:
+    """The ``http.client`` response under a botocore body, when its bytes can be read into a buffer as
+    they are (no content coding); None otherwise.
+
+    botocore's public ``readinto`` goes through urllib3's ``read(amt)``, which allocates and copies every
+    chunk: for a big download that doubled the system time (fresh pages for each buffer). The attributes
+    are urllib3's, so a version that lacks them falls back to the public path.
+    """
+    raw = getattr(body, "_raw_stream", None)
+    fp = getattr(raw, "_fp", None)
+    if not isinstance(fp, http.client.HTTPResponse) or not callable(getattr(raw, "release_conn", None)):
+        return None
+    if fp.getheader("Content-Encoding", "identity").lower() not in ("", "identity"):
+        return None
+    return fp
+
+
+def _copy_body(body: Any, out: BinaryIO, progress: Callable[[int], None] | None, where: str) -> None:
+    """Stream a GET's body to ``out`` through one reused buffer.
+
+    ``out.write`` gets a view of that buffer, valid only during the call. A connection read to its end
+    goes back to the pool; one left with unread bytes (the writer stopped early) is closed.
+    """
+    direct = _direct_response(body)
+    readinto = direct.readinto if direct is not None else body.readinto
+    buf = memoryview(bytearray(MiB))
+    try:
+        while n := readinto(buf):
+            out.write(buf[:n])
+            if progress is not None:
+                progress(n)
+    except (http.client.HTTPException, OSError) as e:
+        raise CoreosInfraError(f"S3 GET {where}: the connection broke: {type(e).__name__}: {e}") from None
+    finally:
+        if direct is not None and direct.isclosed():
+            body._raw_stream.release_conn()
+        else:
+            body.close()
 
 
 class S3Store:
@@ -314,10 +355,7 @@ class S3Store:
                 if str(e.response.get("Error", {}).get("Code", "")) in ("404", "NoSuchKey", "NotFound"):
                     raise CoreosInfraError(f"{self._where(key)}: no object {key!r} in the store") from None
                 raise
-            for chunk in r["Body"].iter_chunks(MiB):
-                out.write(chunk)
-                if progress is not None:
-                    progress(len(chunk))
+            _copy_body(r["Body"], out, progress, self._where(key))
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
         """Objects under ``prefix``; ``sha256`` is None (a listing carries no metadata: HEAD for it)."""

@@ -55,7 +55,9 @@ class Store(Protocol):
         offset: int = 0,
         end: int | None = None,
         progress: Callable[[int], None] | None = None,
-    ) -> None: ...  # streams bytes [offset, end) (to the end of the object without one)
+    ) -> None: ...
+    # streams bytes [offset, end) (to the end of the object without one) to ``out.write``, which may get a
+    # view of a buffer that is reused: valid only during that call (write or copy it, do not keep it)
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]: ...
 

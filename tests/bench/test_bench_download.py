@@ -39,12 +39,18 @@ s3server = s3fixtures.s3server
 
 
 def _alternating(fns: dict[str, Callable[[], None]], prepare: Callable[[], None],
-                 runs: int = 5) -> dict[str, float]:  # fmt: skip
+                 runs: int = 6) -> dict[str, float]:  # fmt: skip
     """Median wall time of each of ``fns``, run in turn ``runs`` times; ``prepare`` (untimed) before each
-    run removes the last output and syncs, so that no run pays for the writeback of an earlier one."""
+    run removes the last output and syncs, so that no run pays for the writeback of an earlier one.
+
+    The order rotates every round: whatever runs right after a command that freed much memory (rclone)
+    pays extra system time for pages the kernel is still reclaiming, so a fixed order favours one side.
+    """
     times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(runs):
-        for name, fn in fns.items():
+    names = list(fns)
+    for r in range(runs):
+        for name in names[r % len(names):] + names[: r % len(names)]:
+            fn = fns[name]
             prepare()
             start = time.perf_counter()
             fn()
