@@ -47,6 +47,8 @@ class Store(Protocol):
 
     def get_bytes(self, key: str) -> bytes: ...  # missing -> CoreosInfraError naming the key
 
+    # streams bytes [offset, end) (to the end of the object without one) to ``out.write``, which may get a
+    # view of a buffer that is reused: valid only during that call (write or copy it, do not keep it)
     def read_to(
         self,
         key: str,
@@ -56,8 +58,6 @@ class Store(Protocol):
         end: int | None = None,
         progress: Callable[[int], None] | None = None,
     ) -> None: ...
-    # streams bytes [offset, end) (to the end of the object without one) to ``out.write``, which may get a
-    # view of a buffer that is reused: valid only during that call (write or copy it, do not keep it)
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]: ...
 

@@ -3,8 +3,9 @@
 Target (issue 13): ``download`` of a published image — GET from S3, SHA-256 against the signed
 SHA256SUMS and gpgv over every byte with the file's own ``.sig``, fsync, rename — at least as fast as a
 plain ``rclone copy`` of the same object from the same loopback SeaweedFS server (1.0x), measured in the
-same run. Size ``BENCH_DOWNLOAD_MIB`` (default 512 MiB, incompressible). The commands run in turn, five
-times each, each after a ``sync`` (untimed) so that none pays for another's writeback; medians.
+same run. Size ``BENCH_DOWNLOAD_MIB`` (default 512 MiB, incompressible). The commands run in turn, six
+times each in a rotating order, each after a ``sync`` and a settling pause (untimed) so that none pays
+for another's writeback or freed memory; medians.
 Run with ``-s`` for the numbers.
 """
 
@@ -49,12 +50,13 @@ def _alternating(fns: dict[str, Callable[[], None]], prepare: Callable[[], None]
     times: dict[str, list[float]] = {name: [] for name in fns}
     names = list(fns)
     for r in range(runs):
-        for name in names[r % len(names):] + names[: r % len(names)]:
+        for name in names[r % len(names) :] + names[: r % len(names)]:
             fn = fns[name]
             prepare()
             start = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - start)
+    print("\n" + "; ".join(f"{name}: " + " ".join(f"{x:.2f}" for x in t) for name, t in times.items()))
     return {name: statistics.median(t) for name, t in times.items()}
 
 
@@ -96,6 +98,11 @@ def test_bench_download_vs_rclone(env: S3Server, tmp_path: Path) -> None:
     def prepare() -> None:
         shutil.rmtree(work, ignore_errors=True)
         os.sync()
+        # On a VM with free page reporting (virtio-balloon, as here) the kernel hands freed memory back
+        # to the host 2 s after it was freed, and whoever touches it next pays the host's faults (up to
+        # 3x the system time). Waiting that out gives every run the same memory state; without it a run
+        # is fast or slow depending on what ran just before it.
+        time.sleep(2.5)
 
     def baseline() -> None:
         subprocess.run([rclone, "--config", str(conf), "copy", f"s:{bucket}/{f.key}", str(work / "rclone")],
