@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,9 +110,9 @@ def _resolve(base: str, stream: str, arch: str, platform: str, fmt: str, release
     return release, refs
 
 
-def trusted_keyring(dest: Path, keyring: Path | None = None, *, bundled_keys: bool = True) -> gpg.Keyring:
+def trusted_keyring(keyring: Path | None = None, *, bundled_keys: bool = True) -> gpg.Keyring:
     """The keyring used to verify artifacts: the pinned Fedora keys plus the user's ``keyring`` keys."""
-    return gpg.build_keyring(dest, pinned=None if bundled_keys else [], extra=[keyring] if keyring else [])
+    return gpg.build_keyring(pinned=None if bundled_keys else [], extra=[keyring] if keyring else [])
 
 
 def fetch_artifacts(*, base_url: str = DEFAULT_BASE_URL, stream: str, arch: str, platform: str, fmt: str,
@@ -130,12 +129,11 @@ def fetch_artifacts(*, base_url: str = DEFAULT_BASE_URL, stream: str, arch: str,
     cache = ArtifactCache(Path(cache_dir))
     cache.root.mkdir(parents=True, exist_ok=True)
     resolved, refs = _resolve(base, stream, arch, platform, fmt, release, cache, options)
-    with tempfile.TemporaryDirectory(prefix="coreos-infra-keys-") as tmp:
-        trusted = trusted_keyring(Path(tmp) / "trusted.gpg", keyring, bundled_keys=bundled_keys)
-        files = {
-            role: ensure_artifact(ref, cache=cache, keyring=trusted, insecure=insecure, options=options)
-            for role, ref in refs.items()
-        }
+    trusted = trusted_keyring(keyring, bundled_keys=bundled_keys)
+    files = {
+        role: ensure_artifact(ref, cache=cache, keyring=trusted, insecure=insecure, options=options)
+        for role, ref in refs.items()
+    }
     return FetchedArtifacts(resolved, files, refs, stream, arch, platform, fmt)
 
 

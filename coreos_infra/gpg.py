@@ -44,16 +44,17 @@ _BAD_STATUS = ("BADSIG", "ERRSIG", "NO_PUBKEY", "EXPSIG", "EXPKEYSIG", "REVKEYSI
 
 @dataclass(frozen=True)
 class Keyring:
-    """A binary OpenPGP keyring file for ``gpgv`` and the primary fingerprints it holds.
+    """A binary OpenPGP keyring for ``gpgv`` and the primary fingerprints it holds.
 
     ``signers`` maps every (sub)key that GnuPG found valid for signing (self-signature or binding
     checked, not expired or revoked) to its primary fingerprint: what :mod:`coreos_infra.openpgp` may
     accept a signature from without ``gpgv``.
     """
 
-    path: Path
+    path: Path | None  # where it was written, if anywhere (``gpgv`` calls write ``data`` where they run)
     fingerprints: frozenset[str]
     signers: Mapping[str, str] = field(default_factory=dict)
+    data: bytes = b""  # the binary keyring
 
 
 @dataclass(frozen=True)
@@ -147,10 +148,9 @@ def key_fingerprints(path: Path) -> list[str]:
     """Primary fingerprints of the keys in a key file (armored or binary), without trusting anything."""
     with gnupg_home() as home:
         try:
-            out = _gpg(home, "--with-colons", "--import-options", "show-only", "--import", path)
+            return _gpg_fingerprints(home, path)
         except CoreosInfraError as e:
             raise InputError(f"not an OpenPGP key file: {e}", Location(file=str(path))) from None
-    return _primary_fingerprints(out)
 
 
 def key_files(location: Path) -> list[Path]:
@@ -168,49 +168,83 @@ def key_files(location: Path) -> list[Path]:
     return [location]
 
 
+def _listed_fingerprints(path: Path) -> list[str] | None:
+    """The v4 primary fingerprints in a key file, read without GnuPG; None when this simple reader cannot
+    tell (anything but one armored block or binary packets, a key other than v4): then GnuPG is asked."""
+    try:
+        data = path.read_bytes()
+        if data.count(b"-----BEGIN PGP") > 1:
+            return None  # GnuPG imports every block; this reader would see only the first
+        if data.lstrip().startswith(b"-----BEGIN PGP"):
+            data = _dearmor(data, "PUBLIC KEY BLOCK")
+        keys = [body for tag, body in openpgp.packets(data) if tag == 6]
+    except (OSError, VerificationError, openpgp.Unsupported, IndexError):
+        return None
+    if not keys or any(body[:1] != b"\x04" for body in keys):
+        return None
+    return [openpgp.v4_fingerprint(body) for body in keys]
+
+
+def _gpg_fingerprints(home: Path, path: Path) -> list[str]:
+    """The primary fingerprints GnuPG finds in a key file; CoreosInfraError when it cannot read it."""
+    out = _gpg(home, "--with-colons", "--import-options", "show-only", "--import", path)
+    return _primary_fingerprints(out)
+
+
+def _check_pinned(home: Path, pin: PinnedKey) -> None:
+    if _listed_fingerprints(pin.path) == [pin.fingerprint]:
+        return  # what GnuPG would list; its import below still checks the self-signature
+    try:
+        found = _gpg_fingerprints(home, pin.path)
+    except CoreosInfraError as e:
+        raise VerificationError(f"{pin.path}: cannot read pinned key: {e}") from None
+    if found != [pin.fingerprint]:
+        raise VerificationError(
+            f"{pin.path}: pinned key file holds {', '.join(found) or 'no key'}, "
+            f"expected exactly {pin.fingerprint}",
+            hint="the shipped key file is damaged or was replaced; reinstall coreos-infra",
+        )
+
+
+def _check_extra(home: Path, path: Path) -> None:
+    if _listed_fingerprints(path):
+        return
+    try:
+        found = _gpg_fingerprints(home, path)
+    except CoreosInfraError:
+        found = []
+    if not found:
+        raise InputError(
+            "not an OpenPGP public key file (gpg found no key in it)",
+            Location(file=str(path)),
+            hint="--keyring takes a key file (.asc, .gpg, .pgp, .pub, .key; e.g. from "
+            "`gpg --export --armor KEYID`) or a directory of them",
+        )
+
+
 def build_keyring(
-    dest: Path,
+    dest: Path | None = None,
     *,
     pinned: Sequence[PinnedKey] | None = None,
     extra: Sequence[Path] = (),
 ) -> Keyring:
-    """Write a binary keyring for ``gpgv`` to ``dest`` holding the ``pinned`` and ``extra`` keys.
+    """A binary keyring for ``gpgv`` holding the ``pinned`` and ``extra`` keys, also written to ``dest``
+    when one is given.
 
     ``pinned`` defaults to the Fedora keys shipped in :mod:`coreos_infra.keys`; each must hold exactly
     the primary key its fingerprint names, with a valid self-signature. ``extra`` are user key files
     (or directories of them) trusted as they are: this is how a user adds a new Fedora key before the
-    project ships it, or the key of a private mirror.
+    project ships it, or the key of a private mirror. Three GnuPG calls (import, list, export): what
+    each file holds is read here first, and GnuPG is asked about a file alone only when that reading
+    does not settle it, so a bad file is still named by itself.
     """
     pins = pinned_keys() if pinned is None else list(pinned)
     extra_files = [f for location in extra for f in key_files(Path(location))]
     with gnupg_home() as home:
         for pin in pins:
-            try:
-                found = _primary_fingerprints(
-                    _gpg(home, "--with-colons", "--import-options", "show-only", "--import", pin.path)
-                )
-            except CoreosInfraError as e:
-                raise VerificationError(f"{pin.path}: cannot read pinned key: {e}") from None
-            if found != [pin.fingerprint]:
-                raise VerificationError(
-                    f"{pin.path}: pinned key file holds {', '.join(found) or 'no key'}, "
-                    f"expected exactly {pin.fingerprint}",
-                    hint="the shipped key file is damaged or was replaced; reinstall coreos-infra",
-                )
+            _check_pinned(home, pin)
         for f in extra_files:  # one at a time, so that a bad file is named alone
-            try:
-                found = _primary_fingerprints(
-                    _gpg(home, "--with-colons", "--import-options", "show-only", "--import", f)
-                )
-            except CoreosInfraError:
-                found = []
-            if not found:
-                raise InputError(
-                    "not an OpenPGP public key file (gpg found no key in it)",
-                    Location(file=str(f)),
-                    hint="--keyring takes a key file (.asc, .gpg, .pgp, .pub, .key; e.g. from "
-                    "`gpg --export --armor KEYID`) or a directory of them",
-                )
+            _check_extra(home, f)
         files = [p.path for p in pins] + extra_files
         if files:
             try:
@@ -219,15 +253,16 @@ def build_keyring(
                 raise InputError(
                     f"cannot import keys: {e}", Location(file=", ".join(map(str, files)))
                 ) from None
-        fprs = _primary_fingerprints(_gpg(home, "--with-colons", "--list-keys"))
+        listing = _gpg(home, "--with-colons", "--fixed-list-mode", "--list-keys")
+        fprs = _primary_fingerprints(listing)
         missing = [p.fingerprint for p in pins if p.fingerprint not in fprs]
         if missing:
             raise VerificationError(f"pinned keys without a valid self-signature: {', '.join(missing)}")
         data = _gpg(home, "--export", *fprs) if fprs else b""
-        listing = _gpg(home, "--with-colons", "--fixed-list-mode", "--list-keys") if fprs else b""
-    write_atomic(dest, data, durable=False)  # derived each run; a damaged one fails closed in gpgv
+    if dest is not None:
+        write_atomic(dest, data, durable=False)  # derived each run; a damaged one fails closed in gpgv
     signers = {k: v for k, v in _signing_keys(listing).items() if v in fprs}
-    return Keyring(dest, frozenset(fprs), signers)
+    return Keyring(dest, frozenset(fprs), signers, data)
 
 
 def _signing_keys(colons: bytes) -> dict[str, str]:
@@ -257,12 +292,17 @@ def _signing_keys(colons: bytes) -> dict[str, str]:
 
 
 def _dearmor_signature(data: bytes) -> bytes:
+    return _dearmor(data, "SIGNATURE")
+
+
+def _dearmor(data: bytes, block: str) -> bytes:
+    """The binary content of the first ``-----BEGIN PGP <block>-----`` armor block in ``data``."""
     text = data.decode("ascii", errors="replace")
     lines = text.splitlines()
     try:
-        start = next(i for i, line in enumerate(lines) if line.strip() == "-----BEGIN PGP SIGNATURE-----")
+        start = next(i for i, line in enumerate(lines) if line.strip() == f"-----BEGIN PGP {block}-----")
     except StopIteration:
-        raise VerificationError("armored signature has no BEGIN PGP SIGNATURE line") from None
+        raise VerificationError(f"armored {block.lower()} has no BEGIN PGP {block} line") from None
     i = start + 1
     while i < len(lines) and lines[i].strip():  # armor headers end at the first empty line
         i += 1
@@ -275,7 +315,7 @@ def _dearmor_signature(data: bytes) -> bytes:
     try:
         return base64.b64decode("".join(body), validate=True)
     except ValueError:
-        raise VerificationError("armored signature is not valid base64") from None
+        raise VerificationError(f"armored {block.lower()} is not valid base64") from None
 
 
 def check_signature_packets(data: bytes) -> int:
@@ -326,8 +366,11 @@ def check_signature_packets(data: bytes) -> int:
 
 
 def _gpgv_argv(home: Path, keyring: Keyring, sig_path: Path, data: Path | str) -> list[str | Path]:
+    """``gpgv`` in ``home`` checking ``sig_path`` over ``data`` with ``keyring`` (written into ``home``)."""
     gpgv = find_binary("gpgv", reason="verify OpenPGP signatures")
-    return [gpgv, "--homedir", home, "--keyring", keyring.path.resolve(), "--status-fd", "1", sig_path, data]
+    trusted = home / "trusted.gpg"
+    trusted.write_bytes(keyring.data)
+    return [gpgv, "--homedir", home, "--keyring", trusted.resolve(), "--status-fd", "1", sig_path, data]
 
 
 def _signature_count(signature: bytes, name: str) -> int:
@@ -497,7 +540,7 @@ def stream_verifier(signature: bytes, keyring: Keyring, *, what: str) -> Verifie
             _dearmor_signature(signature) if signature.lstrip().startswith(b"-----BEGIN PGP") else signature
         )
         try:
-            inner = openpgp.DigestVerifier(raw, keyring.path.read_bytes(), dict(keyring.signers), what=what)
+            inner = openpgp.DigestVerifier(raw, keyring.data, dict(keyring.signers), what=what)
         except openpgp.Unsupported as e:
             LOG.debug("%s: checking with gpgv (%s)", what, e)
         else:

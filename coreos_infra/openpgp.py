@@ -163,12 +163,17 @@ class PublicKey:
         return self.fingerprint[-16:]
 
 
+def v4_fingerprint(key_packet: bytes) -> str:
+    """The fingerprint of a v4 public-key (or subkey) packet body, upper-case hex."""
+    return hashlib.sha1(b"\x99" + len(key_packet).to_bytes(2, "big") + key_packet).hexdigest().upper()
+
+
 def parse_keys(keyring: bytes) -> dict[str, PublicKey]:
     """The v4 primary keys and subkeys in a binary keyring, by fingerprint."""
     keys = {}
     for tag, body in packets(keyring):
         if tag in (6, 14) and body[:1] == b"\x04":
-            fpr = hashlib.sha1(b"\x99" + len(body).to_bytes(2, "big") + body).hexdigest().upper()
+            fpr = v4_fingerprint(body)
             keys[fpr] = PublicKey(fpr, int.from_bytes(body[1:5], "big"), body[5], body[6:])
     return keys
 

@@ -233,3 +233,40 @@ def test_persistent_key_home(tmp_path: Path) -> None:
         assert gpg.verify_detached(data, sig.read_bytes(), kr).primary_fingerprint == fpr
     finally:
         gpg.stop_agent(home)
+
+
+def test_keyring_takes_three_gpg_calls_and_needs_no_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What each key file holds is read without GnuPG; GnuPG imports, lists and exports (3 calls, not one
+    per file), and a keyring kept in memory still serves gpgv (it is written where gpgv runs)."""
+    calls: list[tuple[object, ...]] = []
+    real = gpg._gpg
+
+    def counting(home: Path, *args: object, **kw: object) -> bytes:
+        calls.append(args)
+        return real(home, *args, **kw)  # type: ignore[arg-type]
+
+    with gpg.throwaway_key(tmp_path) as key:
+        data = tmp_path / "data"
+        data.write_bytes(b"payload")
+        sig = key.sign(data).read_bytes()
+        pub = tmp_path / "pub.asc"
+        pub.write_bytes(key.public_key())
+        monkeypatch.setattr(gpg, "_gpg", counting)
+        kr = gpg.build_keyring(extra=[pub])  # the four pinned Fedora keys and ours
+    assert len(calls) == 3, calls
+    assert kr.path is None and kr.fingerprints == frozenset(FEDORA) | {key.fingerprint}
+    assert gpg.verify_detached(data, sig, kr).primary_fingerprint == key.fingerprint
+
+
+def test_pinned_key_file_with_a_second_key_block_is_refused(tmp_path: Path) -> None:
+    """A pinned file whose first armor block is the right key but which carries another key after it
+    must not get that other key trusted (GnuPG would import both)."""
+    with gpg.throwaway_key(tmp_path) as key:
+        other = key.public_key()
+    pin = pinned_keys()[0]
+    doubled = tmp_path / "doubled.asc"
+    doubled.write_bytes(pin.path.read_bytes() + other)
+    with pytest.raises(VerificationError, match="expected exactly"):
+        gpg.build_keyring(pinned=[PinnedKey(pin.fingerprint, doubled)])

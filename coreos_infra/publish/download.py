@@ -298,8 +298,7 @@ def trusted_keyring(keyring: Path | None) -> Iterator[gpg.Keyring | None]:
     if keyring is None:
         yield None
         return
-    with tempfile.TemporaryDirectory(prefix="coreos-infra-trust-") as tmp:
-        yield gpg.build_keyring(Path(tmp) / "trusted.gpg", pinned=[], extra=[Path(keyring)])
+    yield gpg.build_keyring(pinned=[], extra=[Path(keyring)])
 
 
 @dataclass(frozen=True)

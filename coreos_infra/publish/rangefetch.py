@@ -164,6 +164,7 @@ def _digest(fd: int, ranges: list[tuple[int, int]], progress: _Progress, verifie
     ``journal`` records how far the file is complete from its start, for a later run.
     """
     hasher = hashlib.sha256()
+    buf = memoryview(bytearray(CHUNK))  # one buffer for every read: no fresh pages per chunk
     pos = mark = 0
     try:
         for k, (_start, end) in enumerate(ranges):
@@ -172,13 +173,13 @@ def _digest(fd: int, ranges: list[tuple[int, int]], progress: _Progress, verifie
                 if progress.stopped and avail <= pos:
                     return
                 while pos < avail:
-                    chunk = os.pread(fd, min(CHUNK, avail - pos), pos)
-                    if not chunk:
+                    n = os.preadv(fd, [buf[: min(CHUNK, avail - pos)]], pos)
+                    if not n:
                         raise DownloadError(f"{journal.path}: the partial file shrank")
-                    hasher.update(chunk)
+                    hasher.update(buf[:n])
                     if verifier is not None:
-                        verifier.update(chunk)
-                    pos += len(chunk)
+                        verifier.update(bytes(buf[:n]))  # gpgv's feeder keeps it after the call
+                    pos += n
                 if pos - mark >= JOURNAL_EVERY:
                     journal.record(pos)
                     mark = pos
