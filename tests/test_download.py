@@ -21,7 +21,7 @@ from publish_testlib import ensure_builds, fake_build, invoke
 
 from coreos_infra import gpg
 from coreos_infra.errors import CoreosInfraError, VerificationError
-from coreos_infra.publish import layout
+from coreos_infra.publish import layout, rangefetch
 from coreos_infra.publish.download import download_build, resolve_build
 from coreos_infra.publish.localstore import LocalStore
 from coreos_infra.publish.publish import PublishOptions, publish
@@ -343,6 +343,38 @@ def test_local_store_reads_a_bounded_range(published: Path) -> None:
     out = io.BytesIO()
     store.read_to(f.key, out, offset=len(data) - 5)
     assert out.getvalue() == data[-5:]
+
+
+def test_big_download_drops_hashed_pages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A download in parallel ranges hands every hashed byte but the last few steps back to the kernel.
+
+    (So a multi-GiB image recycles a few MiB of page cache instead of filling memory with it.)
+    """
+    store_dir = tmp_path / "store"
+    store_dir.mkdir()
+    size = rangefetch.PARALLEL_MIN + 3 * rangefetch.PIECE + 12345
+    data = os.urandom(size)
+    (store_dir / "big.raw").write_bytes(data)
+    f = rangefetch.FileEntry("big.raw", "big.raw", size, hashlib.sha256(data).hexdigest(), None)
+    dropped: list[tuple[int, int]] = []
+    real = os.posix_fadvise
+
+    def spy(fd: int, offset: int, length: int, advice: int) -> None:
+        if advice == os.POSIX_FADV_DONTNEED:
+            dropped.append((offset, offset + length))
+        real(fd, offset, length, advice)
+
+    monkeypatch.setattr(os, "posix_fadvise", spy)
+    dest = tmp_path / "dl"
+    dest.mkdir()
+    got = rangefetch.fetch_file(LocalStore(store_dir), f, dest, signature=None, keyring=None, mode=0o644,
+                                show_progress=False)  # fmt: skip
+    assert got.read_bytes() == data
+    covered = 0  # the ranges overlap and move forward: how far from byte 0 they cover without a gap
+    for start, end in sorted(dropped):
+        assert start <= covered, f"bytes {covered}..{start} never dropped"
+        covered = max(covered, end)
+    assert covered >= size - rangefetch.DROP_STEP
 
 
 def test_partial_file_with_wrong_bytes_restarts(published: Path, keyfile: Path, tmp_path: Path) -> None:
