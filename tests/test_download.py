@@ -10,9 +10,11 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -345,17 +347,33 @@ def test_local_store_reads_a_bounded_range(published: Path) -> None:
     assert out.getvalue() == data[-5:]
 
 
-def test_big_download_drops_hashed_pages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A download in parallel ranges hands every hashed byte but the last few steps back to the kernel.
+class _SlowStartStore(LocalStore):
+    """A link whose every GET waits before its first byte: one stream cannot bring a piece in time."""
 
-    (So a multi-GiB image recycles a few MiB of page cache instead of filling memory with it.)
-    """
+    def read_to(self, key: str, out: Any, **kw: Any) -> None:
+        time.sleep(0.05)
+        super().read_to(key, out, **kw)
+
+
+@pytest.mark.parametrize("link", ["fast", "slow"])
+def test_big_download_one_stream_or_parallel(
+    link: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A fast link keeps one stream, which hashes as it writes; a slow one gets parallel ranges, whose
+    bytes the catch-up hasher reads back. Either way the file verifies, and every hashed byte but the
+    last few steps is handed back to the kernel (a multi-GiB image recycles a few MiB of page cache)."""
     store_dir = tmp_path / "store"
     store_dir.mkdir()
     size = rangefetch.PARALLEL_MIN + 3 * rangefetch.PIECE + 12345
     data = os.urandom(size)
     (store_dir / "big.raw").write_bytes(data)
     f = rangefetch.FileEntry("big.raw", "big.raw", size, hashlib.sha256(data).hexdigest(), None)
+    if link == "fast":
+        store = LocalStore(store_dir)
+        monkeypatch.setattr(rangefetch, "ONE_STREAM_RATE", 1.0)  # any first piece is in time
+    else:
+        store = _SlowStartStore(store_dir)
+        monkeypatch.setattr(rangefetch, "ONE_STREAM_RATE", float("inf"))  # none is
     dropped: list[tuple[int, int]] = []
     real = os.posix_fadvise
 
@@ -365,16 +383,49 @@ def test_big_download_drops_hashed_pages(tmp_path: Path, monkeypatch: pytest.Mon
         real(fd, offset, length, advice)
 
     monkeypatch.setattr(os, "posix_fadvise", spy)
+    read_back: list[int] = []
+    real_preadv = os.preadv
+
+    def preadv_spy(fd: int, buffers: Any, offset: int) -> int:
+        n = real_preadv(fd, buffers, offset)
+        read_back.append(n)
+        return n
+
+    monkeypatch.setattr(os, "preadv", preadv_spy)
     dest = tmp_path / "dl"
     dest.mkdir()
-    got = rangefetch.fetch_file(LocalStore(store_dir), f, dest, signature=None, keyring=None, mode=0o644,
-                                show_progress=False)  # fmt: skip
+    with caplog.at_level(logging.DEBUG, logger="coreos_infra.publish"):
+        got = rangefetch.fetch_file(store, f, dest, signature=None, keyring=None, mode=0o644,
+                                    show_progress=False)  # fmt: skip
     assert got.read_bytes() == data
+    streams = 1 if link == "fast" else rangefetch.STREAMS
+    assert f"big.raw: {streams} stream(s)" in caplog.messages
+    if link == "fast":
+        assert read_back == []  # every byte hashed from the buffer it was written from
+    else:
+        assert 0 < sum(read_back) < size  # parallel ranges are read back, the head range's bytes are not
     covered = 0  # the ranges overlap and move forward: how far from byte 0 they cover without a gap
     for start, end in sorted(dropped):
         assert start <= covered, f"bytes {covered}..{start} never dropped"
         covered = max(covered, end)
     assert covered >= size - rangefetch.DROP_STEP
+
+
+def test_wrong_bytes_on_a_fast_link_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bytes hashed as they are written are checked like any others: a mismatch keeps nothing."""
+    store_dir = tmp_path / "store"
+    store_dir.mkdir()
+    data = os.urandom(rangefetch.PARALLEL_MIN + rangefetch.PIECE)
+    (store_dir / "big.raw").write_bytes(data)
+    wrong = hashlib.sha256(data[:-1] + b"x").hexdigest()
+    f = rangefetch.FileEntry("big.raw", "big.raw", len(data), wrong, None)
+    monkeypatch.setattr(rangefetch, "ONE_STREAM_RATE", 1.0)
+    dest = tmp_path / "dl"
+    dest.mkdir()
+    with pytest.raises(VerificationError, match="SHA-256 mismatch"):
+        rangefetch.fetch_file(LocalStore(store_dir), f, dest, signature=None, keyring=None, mode=0o644,
+                              show_progress=False)  # fmt: skip
+    assert list(dest.iterdir()) == []
 
 
 def test_partial_file_with_wrong_bytes_restarts(published: Path, keyfile: Path, tmp_path: Path) -> None:

@@ -38,10 +38,12 @@ from coreos_infra.publish.store import Store
 
 LOG = logging.getLogger("coreos_infra.publish")
 
-STREAMS = 4  # parallel range GETs for a big file (like rclone's multi-thread streams)
+STREAMS = 4  # parallel range GETs for a big file on a slow link (like rclone's multi-thread streams)
 PARALLEL_MIN = 64 << 20  # files smaller than this are fetched in one stream
 PIECE = 32 << 20  # what one range GET of a big file fetches (fewer GETs: less work for the server)
-HASH_STEP = 4 << 20  # the hasher waits until this much more is there before it reads on
+ONE_STREAM_RATE = 200e6  # bytes/s: a first piece at least this fast keeps the download to that one stream
+FIRST_BYTES_WAIT = 1.0  # seconds: a first piece whose bytes take longer to start gets parallel streams
+HASH_STEP = 4 << 20  # the catch-up hasher waits until this much more is there before it reads on
 DROP_STEP = 8 << 20  # how often the hashed bytes are handed to writeback and dropped from the page cache
 JOURNAL_EVERY = 32 << 20  # how often the .part.done journal records the complete prefix
 RETRIES = 4  # extra attempts after a dropped connection, each resuming where the last one stopped
@@ -97,6 +99,16 @@ class _Progress:
             self.want = -1
             return self.pos[k]
 
+    def milestone(self) -> None:
+        """A range got its first bytes or its last (for :meth:`wait_done`)."""
+        with self.cond:
+            self.cond.notify_all()
+
+    def wait_done(self, k: int, end: int, timeout: float) -> bool:
+        """Whether range ``k`` reaches ``end`` (or the transfer stops) within ``timeout`` seconds."""
+        with self.cond:
+            return self.cond.wait_for(lambda: self.pos[k] >= end or self.stopped, timeout)
+
     def stop(self) -> None:
         with self.cond:
             self.stopped = True
@@ -106,12 +118,14 @@ class _Progress:
 class _RangeWriter:
     """What the store streams one range into: ``pwrite`` at the range's position, then stop."""
 
-    def __init__(self, fd: int, k: int, start: int, end: int, progress: _Progress) -> None:
-        self.fd, self.k, self.pos, self.end, self.progress = fd, k, start, end, progress
+    def __init__(self, fd: int, k: int, start: int, end: int, progress: _Progress, hasher: _Hasher) -> None:
+        self.fd, self.k, self.start, self.pos, self.end = fd, k, start, start, end
+        self.progress, self.hasher = progress, hasher
 
     def write(self, chunk: bytes) -> int:
         if self.progress.stopped:
             raise _RangeDone  # another range failed: stop this stream too
+        first = self.pos == self.start
         view = memoryview(chunk)[: self.end - self.pos]
         while view:
             try:
@@ -120,9 +134,12 @@ class _RangeWriter:
                 if e.errno in (errno.ENOSPC, errno.EDQUOT):
                     raise DownloadError("no space left on the device of the destination directory") from None
                 raise
+            self.hasher.inline(self.pos, view[:n])
             view = view[n:]
             self.pos += n
             self.progress.advance(self.k, self.pos, n)
+        if first or self.pos >= self.end:
+            self.progress.milestone()
         if self.pos >= self.end:
             raise _RangeDone
         return len(chunk)
@@ -159,46 +176,76 @@ def _get_range(store: Store, key: str, w: _RangeWriter, errors: list[BaseExcepti
         w.progress.stop()
 
 
-def _digest(fd: int, ranges: list[tuple[int, int]], progress: _Progress, verifier: gpg.Verifier | None,
-            journal: _Journal, out: dict[str, Any]) -> None:  # fmt: skip
-    """SHA-256 (and gpgv) over the file in order, reading each byte as soon as its range wrote it.
+class _Hasher:
+    """SHA-256 (and gpgv) over the file in order; whoever holds the next bytes hashes them.
 
-    ``journal`` records how far the file is complete from its start, for a later run.
+    A writer whose chunk starts where the hash stands hashes it from its own buffer, so with one stream
+    no byte is read back. Bytes written ahead of the hash (by parallel ranges, or a resumed prefix) are
+    read back from the file by :meth:`catch_up`, in its own thread. Hashed bytes are handed to writeback
+    and dropped from the page cache, and the journal records how far the file is complete.
     """
-    hasher = hashlib.sha256()
-    buf = memoryview(bytearray(CHUNK))  # one buffer for every read: no fresh pages per chunk
-    pos = mark = dropped = 0
-    try:
-        for k, (_start, end) in enumerate(ranges):
-            while pos < end:
-                avail = progress.wait_for(k, min(end, pos + HASH_STEP))
-                if progress.stopped and avail <= pos:
-                    return
-                while pos < avail:
-                    n = os.preadv(fd, [buf[: min(CHUNK, avail - pos)]], pos)
-                    if not n:
-                        raise DownloadError(f"{journal.path}: the partial file shrank")
-                    hasher.update(buf[:n])
-                    if verifier is not None:
-                        verifier.update(bytes(buf[:n]))  # gpgv's feeder keeps it after the call
-                    pos += n
-                if pos - dropped >= DROP_STEP:
-                    # Hashed bytes are not read again: start their writeback and drop what earlier steps
-                    # sent to writeback (DONTNEED skips pages still dirty or in flight), so the download
-                    # recycles a few MiB of page cache instead of taking fresh memory for every byte,
-                    # which costs a fault to the host on a VM that reports free pages (rclone does this too).
-                    start = max(0, dropped - 3 * DROP_STEP)
-                    os.posix_fadvise(fd, start, pos - start, os.POSIX_FADV_DONTNEED)
-                    dropped = pos
-                if pos - mark >= JOURNAL_EVERY:
-                    journal.record(pos)
-                    mark = pos
-        out["sha256"] = hasher.hexdigest()
-    except BaseException as e:
-        out["error"] = e
-        progress.stop()
-    finally:
-        out["pos"] = pos
+
+    def __init__(self, fd: int, verifier: gpg.Verifier | None, journal: _Journal) -> None:
+        self.fd, self.verifier, self.journal = fd, verifier, journal
+        self.lock = threading.Lock()
+        self.sha = hashlib.sha256()
+        self.pos = self.mark = self.dropped = 0
+        self.reading = False  # catch_up is reading from pos on: writers leave the hash alone
+
+    def inline(self, at: int, data: memoryview) -> None:
+        """Hash ``data`` (just written at ``at``) if the hash stands right there."""
+        if self.pos != at:  # (pos only grows: the locked check below decides)
+            return
+        with self.lock:
+            if self.pos != at or self.reading:
+                return
+            self._update(data)
+
+    def _update(self, data: memoryview) -> None:
+        self.sha.update(data)
+        if self.verifier is not None:
+            self.verifier.update(bytes(data))  # gpgv's feeder keeps it after the call
+        self.pos += len(data)
+        if self.pos - self.dropped >= DROP_STEP:
+            # Hashed bytes are not read again: start their writeback and drop what earlier steps sent
+            # to writeback (DONTNEED skips pages still dirty or in flight), so the download recycles a few
+            # MiB of page cache instead of taking fresh memory for every byte, which costs a fault to the
+            # host on a VM that reports free pages (rclone does this too).
+            start = max(0, self.dropped - 3 * DROP_STEP)
+            os.posix_fadvise(self.fd, start, self.pos - start, os.POSIX_FADV_DONTNEED)
+            self.dropped = self.pos
+        if self.pos - self.mark >= JOURNAL_EVERY:
+            self.journal.record(self.pos)
+            self.mark = self.pos
+
+    def catch_up(self, ranges: list[tuple[int, int]], progress: _Progress, out: dict[str, Any]) -> None:
+        """Hash, in order, whatever the writers wrote but did not hash; ``out``: ``sha256`` or ``error``."""
+        buf = memoryview(bytearray(CHUNK))  # one buffer for every read: no fresh pages per chunk
+        try:
+            for k, (_start, end) in enumerate(ranges):
+                while self.pos < end:
+                    avail = progress.wait_for(k, min(end, self.pos + HASH_STEP))
+                    with self.lock:
+                        pos = self.pos
+                        if pos >= avail:
+                            if progress.stopped:
+                                return
+                            continue  # the writer hashed it as it wrote
+                        self.reading = True
+                    try:
+                        while pos < avail:
+                            n = os.preadv(self.fd, [buf[: min(CHUNK, avail - pos)]], pos)
+                            if not n:
+                                raise DownloadError(f"{self.journal.path}: the partial file shrank")
+                            with self.lock:
+                                self._update(buf[:n])
+                            pos += n
+                    finally:
+                        self.reading = False
+            out["sha256"] = self.sha.hexdigest()
+        except BaseException as e:
+            out["error"] = e
+            progress.stop()
 
 
 class _Journal:
@@ -265,18 +312,25 @@ def _check_head(store: Store, f: FileEntry) -> None:
 
 def _transfer(store: Store, f: FileEntry, fd: int, have: int, verifier: gpg.Verifier | None,
               journal: _Journal, show_progress: bool) -> str:  # fmt: skip
-    """Fetch what is missing after byte ``have`` in parallel ranges while hashing in order; the SHA-256."""
+    """Fetch what is missing after byte ``have`` while hashing in order; the SHA-256.
+
+    One stream first: one that brings its first piece at ``ONE_STREAM_RATE`` or faster stays alone (the
+    CPU is then the limit, and a lone stream hashes what it writes without reading it back: half the
+    CPU of parallel ranges). On a slower link ``STREAMS`` streams share the remaining pieces.
+    """
     ranges = [(0, have), *_split(have, f.size)] if have else _split(have, f.size)
     with progress(f.size if show_progress else None, f.name) as bar:
         prog = _Progress([e if (have and k == 0) else s for k, (s, e) in enumerate(ranges)], bar)
         bar.update(have)
         errors: list[BaseException] = []
         out: dict[str, Any] = {}
-        hasher = threading.Thread(target=_digest, args=(fd, ranges, prog, verifier, journal, out),
-                                  daemon=True)  # fmt: skip
-        hasher.start()
+        hasher = _Hasher(fd, verifier, journal)
+        catch_up = threading.Thread(target=hasher.catch_up, args=(ranges, prog, out), daemon=True)
+        catch_up.start()
         writers = [
-            _RangeWriter(fd, k, s, e, prog) for k, (s, e) in enumerate(ranges) if not (have and k == 0)
+            _RangeWriter(fd, k, s, e, prog, hasher)
+            for k, (s, e) in enumerate(ranges)
+            if not (have and k == 0)
         ]
         queue = iter(writers)
         lock = threading.Lock()
@@ -289,25 +343,34 @@ def _transfer(store: Store, f: FileEntry, fd: int, have: int, verifier: gpg.Veri
                     return
                 _get_range(store, f.key, w, errors)
 
-        workers = [threading.Thread(target=work, daemon=True) for _ in range(min(STREAMS, len(writers)))]
+        workers = [threading.Thread(target=work, daemon=True)]
         try:
-            for t in workers:
-                t.start()
+            workers[0].start()
+            if len(writers) > 1:
+                first = writers[0]
+                # the rate from its first bytes on: a slow first byte alone (a busy server) is no reason
+                alone = prog.wait_done(first.k, first.start + 1, FIRST_BYTES_WAIT) and prog.wait_done(
+                    first.k, first.end, (first.end - first.pos) / ONE_STREAM_RATE
+                )
+                more = 0 if alone else min(STREAMS, len(writers)) - 1
+                LOG.debug("%s: %d stream(s)", f.name, 1 + more)
+                workers += [threading.Thread(target=work, daemon=True) for _ in range(more)]
+                for t in workers[1:]:
+                    t.start()
             for t in workers:
                 t.join()
         finally:
             if errors or any(t.is_alive() for t in workers):
                 prog.stop()
-            hasher.join()
-    pos = int(out.get("pos", 0))
-    journal.record(pos)
+            catch_up.join()
+    journal.record(hasher.pos)
     if errors:
         raise errors[0]
     if "error" in out:
         raise out["error"]
     digest = out.get("sha256")
-    if pos != f.size or digest is None:
-        raise DownloadError(f"{f.key}: got {pos} of {f.size} bytes")
+    if hasher.pos != f.size or digest is None:
+        raise DownloadError(f"{f.key}: got {hasher.pos} of {f.size} bytes")
     if digest != f.sha256:
         raise VerificationError(
             f"{f.key}: SHA-256 mismatch: downloaded {f.size} bytes hashing to {digest}, "

@@ -11,6 +11,7 @@ Run with ``-s`` for the numbers.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import statistics
@@ -58,6 +59,19 @@ def _alternating(fns: dict[str, Callable[[], None]], prepare: Callable[[], None]
             times[name].append(time.perf_counter() - start)
     print("\n" + "; ".join(f"{name}: " + " ".join(f"{x:.2f}" for x in t) for name, t in times.items()))
     return {name: statistics.median(t) for name, t in times.items()}
+
+
+class _StreamCounter(logging.Handler):
+    """Records the stream count that each download logs ("<name>: N stream(s)")."""
+
+    def __init__(self, streams: list[int]) -> None:
+        super().__init__(logging.DEBUG)
+        self.streams = streams
+
+    def emit(self, record: logging.LogRecord) -> None:
+        msg = record.getMessage()
+        if msg.endswith(" stream(s)") and self.streams:
+            self.streams[-1] = int(msg.rsplit(" ", 2)[1])
 
 
 @pytest.fixture
@@ -109,16 +123,23 @@ def test_bench_download_vs_rclone(env: S3Server, tmp_path: Path) -> None:
                        check=True, env=rclone_env)  # fmt: skip
 
     def ours(verify_each: bool = False) -> None:
+        streams.append(0)
         got = download_build(store, "lab", "dns1", "metal", dest=work / "ours", keyring=trusted,
                              names=[f.name], verify_each=verify_each, show_progress=False)  # fmt: skip
         assert got.signed and got.files[f.name].stat().st_size == f.size
 
+    streams: list[int] = []  # how many streams each of our runs chose (see rangefetch.ONE_STREAM_RATE)
+    counter = _StreamCounter(streams)
+    logging.getLogger("coreos_infra.publish").addHandler(counter)
+    logging.getLogger("coreos_infra.publish").setLevel(logging.DEBUG)
     prepare()
     baseline()  # warm up the server and the page cache of its volume
     assert (work / "rclone" / f.name).stat().st_size == f.size
     ours()
     commands = {"rclone": baseline, "ours": ours, "each": lambda: ours(verify_each=True)}
     medians = _alternating(commands, prepare)
+    logging.getLogger("coreos_infra.publish").removeHandler(counter)
+    print("streams chosen by our runs, in order: " + " ".join(map(str, streams)))
     t_rclone, t_ours, t_each = medians["rclone"], medians["ours"], medians["each"]
     ratio = t_rclone / t_ours
     mbs = f.size / 1e6
