@@ -347,12 +347,17 @@ def test_local_store_reads_a_bounded_range(published: Path) -> None:
     assert out.getvalue() == data[-5:]
 
 
-class _SlowStartStore(LocalStore):
-    """A link whose every GET waits before its first byte: one stream cannot bring a piece in time."""
+class _CountingStore(LocalStore):
+    """Records the (offset, end) of every GET; with ``delay``, each waits that long before its first byte."""
 
-    def read_to(self, key: str, out: Any, **kw: Any) -> None:
-        time.sleep(0.05)
-        super().read_to(key, out, **kw)
+    def __init__(self, root: Path, delay: float = 0.0) -> None:
+        super().__init__(root)
+        self.delay, self.gets = delay, list[tuple[int, int | None]]()
+
+    def read_to(self, key: str, out: Any, *, offset: int = 0, end: int | None = None, **kw: Any) -> None:
+        self.gets.append((offset, end))
+        time.sleep(self.delay)
+        super().read_to(key, out, offset=offset, end=end, **kw)
 
 
 @pytest.mark.parametrize("link", ["fast", "slow"])
@@ -369,11 +374,13 @@ def test_big_download_one_stream_or_parallel(
     (store_dir / "big.raw").write_bytes(data)
     f = rangefetch.FileEntry("big.raw", "big.raw", size, hashlib.sha256(data).hexdigest(), None)
     if link == "fast":
-        store = LocalStore(store_dir)
+        store = _CountingStore(store_dir)
         monkeypatch.setattr(rangefetch, "ONE_STREAM_RATE", 1.0)  # any first piece is in time
     else:
-        store = _SlowStartStore(store_dir)
-        monkeypatch.setattr(rangefetch, "ONE_STREAM_RATE", float("inf"))  # none is
+        store = _CountingStore(store_dir, delay=0.05)
+        monkeypatch.setattr(rangefetch, "ONE_STREAM_RATE", float("inf"))  # no stream is fast enough
+        monkeypatch.setattr(rangefetch, "RAMP_UP", 0.0)  # (and it cannot end the file before the check)
+        monkeypatch.setattr(rangefetch, "SAMPLE", 0.0)
     dropped: list[tuple[int, int]] = []
     real = os.posix_fadvise
 
@@ -402,8 +409,12 @@ def test_big_download_one_stream_or_parallel(
     assert f"big.raw: {streams} stream(s)" in caplog.messages
     if link == "fast":
         assert read_back == []  # every byte hashed from the buffer it was written from
+        assert store.gets == [(0, size)]  # one GET, no gap between the pieces
     else:
         assert 0 < sum(read_back) < size  # parallel ranges are read back, the head range's bytes are not
+        assert store.gets[0] == (0, size)  # the first stream asked for all, then stopped at its piece
+        piece = rangefetch.PIECE
+        assert sorted(store.gets[1:]) == [(o, min(o + piece, size)) for o in range(piece, size, piece)]
     covered = 0  # the ranges overlap and move forward: how far from byte 0 they cover without a gap
     for start, end in sorted(dropped):
         assert start <= covered, f"bytes {covered}..{start} never dropped"

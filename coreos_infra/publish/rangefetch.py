@@ -41,8 +41,9 @@ LOG = logging.getLogger("coreos_infra.publish")
 STREAMS = 4  # parallel range GETs for a big file on a slow link (like rclone's multi-thread streams)
 PARALLEL_MIN = 64 << 20  # files smaller than this are fetched in one stream
 PIECE = 32 << 20  # what one range GET of a big file fetches (fewer GETs: less work for the server)
-ONE_STREAM_RATE = 200e6  # bytes/s: a first piece at least this fast keeps the download to that one stream
-FIRST_BYTES_WAIT = 1.0  # seconds: a first piece whose bytes take longer to start gets parallel streams
+ONE_STREAM_RATE = 200e6  # bytes/s: a first stream at least this fast stays alone
+FIRST_BYTES_WAIT = 1.0  # seconds: a first stream whose bytes take longer to start gets company
+RAMP_UP, SAMPLE = 0.25, 0.25  # seconds: the first stream's rate is measured over SAMPLE after RAMP_UP
 HASH_STEP = 4 << 20  # the catch-up hasher waits until this much more is there before it reads on
 DROP_STEP = 8 << 20  # how often the hashed bytes are handed to writeback and dropped from the page cache
 JOURNAL_EVERY = 32 << 20  # how often the .part.done journal records the complete prefix
@@ -82,10 +83,12 @@ class _Progress:
         self.bar = bar
         self.stopped = False
         self.want, self.need = -1, 0
+        self.total = 0  # bytes written in this run
 
     def advance(self, k: int, pos: int, n: int) -> None:
         with self.cond:
             self.pos[k] = pos
+            self.total += n
             self.bar.update(n)
             if k == self.want and pos >= self.need:
                 self.cond.notify_all()
@@ -116,17 +119,17 @@ class _Progress:
 
 
 class _RangeWriter:
-    """What the store streams one range into: ``pwrite`` at the range's position, then stop."""
+    """One piece of the file: ``pwrite`` at its position, hash where the hash stands, report progress."""
 
     def __init__(self, fd: int, k: int, start: int, end: int, progress: _Progress, hasher: _Hasher) -> None:
         self.fd, self.k, self.start, self.pos, self.end = fd, k, start, start, end
         self.progress, self.hasher = progress, hasher
 
-    def write(self, chunk: bytes) -> int:
-        if self.progress.stopped:
-            raise _RangeDone  # another range failed: stop this stream too
+    def write_some(self, view: memoryview) -> int:
+        """Write what of ``view`` belongs to this piece; how many bytes that was."""
         first = self.pos == self.start
-        view = memoryview(chunk)[: self.end - self.pos]
+        view = view[: self.end - self.pos]
+        done = 0
         while view:
             try:
                 n = os.pwrite(self.fd, view, self.pos)
@@ -137,43 +140,93 @@ class _RangeWriter:
             self.hasher.inline(self.pos, view[:n])
             view = view[n:]
             self.pos += n
+            done += n
             self.progress.advance(self.k, self.pos, n)
         if first or self.pos >= self.end:
             self.progress.milestone()
-        if self.pos >= self.end:
-            raise _RangeDone
-        return len(chunk)
+        return done
 
 
-def _get_range(store: Store, key: str, w: _RangeWriter, errors: list[BaseException]) -> None:
-    """Fetch one range, retrying dropped connections from where they stopped; errors go to ``errors``."""
+class _Pieces:
+    """The pieces nobody took yet, handed out in order."""
+
+    def __init__(self, writers: list[_RangeWriter]) -> None:
+        self.writers, self.next, self.lock = writers, 0, threading.Lock()
+        self.shared = False  # parallel streams run: each GET asks for one piece only
+
+    def take(self) -> _RangeWriter | None:
+        with self.lock:
+            if self.next >= len(self.writers):
+                return None
+            self.next += 1
+            return self.writers[self.next - 1]
+
+    def take_after(self, w: _RangeWriter) -> _RangeWriter | None:
+        """The piece right after ``w``, unless another stream took it."""
+        with self.lock:
+            if self.next < len(self.writers) and self.writers[self.next].start == w.end:
+                self.next += 1
+                return self.writers[self.next - 1]
+            return None
+
+
+class _Stream:
+    """What one GET streams into: its piece, then the next ones while no other stream took them.
+
+    Alone, a stream is one GET to the end of the file (no gap between pieces); once streams run in
+    parallel, each GET asks for just its piece.
+    """
+
+    def __init__(self, w: _RangeWriter, pieces: _Pieces, size: int) -> None:
+        self.w, self.pieces, self.size = w, pieces, size
+
+    def end(self) -> int:
+        return self.w.end if self.pieces.shared else self.size
+
+    def write(self, chunk: bytes) -> int:
+        view = memoryview(chunk)
+        while True:
+            if self.w.progress.stopped:
+                raise _RangeDone  # another stream failed: stop this one too
+            view = view[self.w.write_some(view) :]
+            if self.w.pos < self.w.end:
+                return len(chunk)
+            nxt = self.pieces.take_after(self.w)
+            if nxt is None:
+                raise _RangeDone
+            self.w = nxt
+
+
+def _get_range(store: Store, key: str, s: _Stream, errors: list[BaseException]) -> None:
+    """Fetch a stream's pieces, retrying a dropped connection from where it stopped; errors to ``errors``."""
     attempt = 0
     try:
-        while w.pos < w.end and not w.progress.stopped:
-            start = w.pos
+        while s.w.pos < s.w.end and not s.w.progress.stopped:
+            start = s.w.pos
             try:
-                store.read_to(key, cast(BinaryIO, w), offset=w.pos, end=w.end)
+                store.read_to(key, cast(BinaryIO, s), offset=s.w.pos, end=s.end())
             except _RangeDone:
                 return
             except CoreosInfraError as e:
                 if "no object" in e.message:
                     raise
-                attempt = 0 if w.pos > start else attempt + 1
+                attempt = 0 if s.w.pos > start else attempt + 1
                 if attempt > RETRIES:
                     raise DownloadError(
-                        f"{key}: download failed after {RETRIES + 1} attempts at byte {w.pos}: {e.message}",
+                        f"{key}: download failed after {RETRIES + 1} attempts at byte {s.w.pos}: "
+                        f"{e.message}",
                         hint="run the same command again: it resumes where it stopped",
                     ) from None
-                LOG.warning("%s: %s; resuming at byte %d", key, e.message, w.pos)
+                LOG.warning("%s: %s; resuming at byte %d", key, e.message, s.w.pos)
                 time.sleep(min(0.5 * 2**attempt, 10))
                 continue
-            if w.pos < w.end:  # the stream ended early without an error
+            if s.w.pos < s.w.end:  # the stream ended early without an error
                 attempt += 1
                 if attempt > RETRIES:
-                    raise DownloadError(f"{key}: the store sent only {w.pos} of {w.end} bytes")
+                    raise DownloadError(f"{key}: the store sent only {s.w.pos} of {s.w.end} bytes")
     except BaseException as e:
         errors.append(e)
-        w.progress.stop()
+        s.w.progress.stop()
 
 
 class _Hasher:
@@ -314,9 +367,10 @@ def _transfer(store: Store, f: FileEntry, fd: int, have: int, verifier: gpg.Veri
               journal: _Journal, show_progress: bool) -> str:  # fmt: skip
     """Fetch what is missing after byte ``have`` while hashing in order; the SHA-256.
 
-    One stream first: one that brings its first piece at ``ONE_STREAM_RATE`` or faster stays alone (the
-    CPU is then the limit, and a lone stream hashes what it writes without reading it back: half the
-    CPU of parallel ranges). On a slower link ``STREAMS`` streams share the remaining pieces.
+    One stream first, one GET to the end of the file: if it runs at ``ONE_STREAM_RATE`` or faster once
+    past its slow start, it stays alone (the CPU is then the limit, and a lone stream hashes what it
+    writes without reading it back: half the CPU of parallel ranges). On a slower link ``STREAMS``
+    streams share the pieces nobody took yet.
     """
     ranges = [(0, have), *_split(have, f.size)] if have else _split(have, f.size)
     with progress(f.size if show_progress else None, f.name) as bar:
@@ -332,27 +386,28 @@ def _transfer(store: Store, f: FileEntry, fd: int, have: int, verifier: gpg.Veri
             for k, (s, e) in enumerate(ranges)
             if not (have and k == 0)
         ]
-        queue = iter(writers)
-        lock = threading.Lock()
+        pieces = _Pieces(writers)
 
         def work() -> None:
             while not prog.stopped:
-                with lock:
-                    w = next(queue, None)
+                w = pieces.take()
                 if w is None:
                     return
-                _get_range(store, f.key, w, errors)
+                _get_range(store, f.key, _Stream(w, pieces, f.size), errors)
 
         workers = [threading.Thread(target=work, daemon=True)]
         try:
             workers[0].start()
             if len(writers) > 1:
                 first = writers[0]
-                # the rate from its first bytes on: a slow first byte alone (a busy server) is no reason
-                alone = prog.wait_done(first.k, first.start + 1, FIRST_BYTES_WAIT) and prog.wait_done(
-                    first.k, first.end, (first.end - first.pos) / ONE_STREAM_RATE
-                )
+                alone = prog.wait_done(first.k, first.start + 1, FIRST_BYTES_WAIT)
+                if alone:  # its rate once past TCP's (and the server's) slow start
+                    workers[0].join(RAMP_UP)
+                    before = prog.total
+                    workers[0].join(SAMPLE)
+                    alone = not workers[0].is_alive() or prog.total - before >= ONE_STREAM_RATE * SAMPLE
                 more = 0 if alone else min(STREAMS, len(writers)) - 1
+                pieces.shared = more > 0
                 LOG.debug("%s: %d stream(s)", f.name, 1 + more)
                 workers += [threading.Thread(target=work, daemon=True) for _ in range(more)]
                 for t in workers[1:]:
