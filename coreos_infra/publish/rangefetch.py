@@ -1,11 +1,12 @@
-"""One file of a published build, fetched from a store in parallel ranges and verified as it arrives.
+"""One file of a published build, fetched from a store and verified as it arrives.
 
-A big file is split into ``PIECE``-sized ranges that ``STREAMS`` threads fetch side by side, in order
-(``pwrite`` at each range's position, like rclone's multi-thread streams); one more thread hashes the
-file in order as soon as each byte is there (and feeds ``gpgv`` for ``--verify-each``), so nothing reads
-the file a second time, and as the pieces complete roughly in order the hash is done soon after the last
-byte arrived. Hashed bytes are handed to writeback and dropped from the page cache as the hasher goes,
-so a multi-GiB download recycles a few MiB of memory. The partial file is
+A big file is split into ``PIECE``-sized pieces. One stream starts with a single GET to the end of the
+file and hashes each chunk from the buffer it was just written from, so nothing is read back; if that
+stream is slower than ``ONE_STREAM_RATE`` once past its slow start, ``STREAMS`` streams share the pieces
+nobody took yet, one range GET each (``pwrite`` at each piece's position, like rclone's multi-thread
+streams), and a catch-up thread hashes in order what was written ahead of the hash (and everything
+feeds ``gpgv`` for ``--verify-each``). Hashed bytes are handed to writeback and dropped from the page
+cache as the hash goes, so a multi-GiB download recycles a few MiB of memory. The partial file is
 ``.<name>.<sha256 prefix>.part`` with a ``.done`` journal of the complete prefix, so an interrupted run
 resumes; a verified mismatch deletes both. See :mod:`coreos_infra.publish.download` for the whole proof.
 
