@@ -21,6 +21,7 @@ from fetch_testlib import (
     build_mirror,
     cache_state,
     copy_mirror,
+    pseudo_random,
     serve,
 )
 
@@ -34,6 +35,7 @@ from coreos_infra.fetch import (
     fetch_artifacts,
     mirror_artifacts,
 )
+from coreos_infra.fsutil import CHUNK
 from coreos_infra.stream import StreamError
 
 OPTS = FetchOptions(timeout=5, retries=3, backoff=0.01, max_backoff=0.05)
@@ -182,6 +184,36 @@ def test_resume_when_server_ignores_range(
     result = fetch(server.url, tmp_path / "cache", mirror.public_key, fmt="iso")
     assert len(server.requests_for(path)) == 2
     assert result.files["disk"].read_bytes() == mirror.contents[("x86_64", "metal", "iso", "disk")]
+
+
+class _KeepingObserver:
+    """Keeps every object it is given, as gpgv's feeder queue does, and counts restarts."""
+
+    def __init__(self) -> None:
+        self.kept: list[bytes] = []
+        self.restarts = 0
+
+    def update(self, data: bytes) -> None:
+        self.kept.append(data)
+
+    def restart(self) -> None:
+        self.kept.clear()
+        self.restarts += 1
+
+
+def test_observers_get_every_byte_once_in_order(server: MirrorServer, tmp_path: Path) -> None:
+    """The download reads into two reused buffers: an observer that keeps what it gets must still see
+    the file's bytes (copies, not views of those buffers), and start over with the download."""
+    data = pseudo_random(3 * CHUNK + 12345, 7)
+    (server.root / "big.bin").write_bytes(data)
+    server.behaviour.drop_after["/big.bin"] = 2 * CHUNK + 100
+    server.behaviour.ignore_range = True  # the retry gets the whole file: the observers start over
+    observer = _KeepingObserver()
+    got = download(f"{server.url}/big.bin", tmp_path / "big.bin", observers=[observer],
+                   options=OPTS, durable=False)  # fmt: skip
+    assert got == hashlib.sha256(data).hexdigest()
+    assert observer.restarts == 1 and b"".join(observer.kept) == data
+    assert (tmp_path / "big.bin").read_bytes() == data
 
 
 def test_restart_when_server_refuses_to_resume(
