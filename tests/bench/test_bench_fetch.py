@@ -14,7 +14,7 @@ for the interpreter lock with the fetch's threads, which no user's download does
 
 File size ``BENCH_FETCH_MIB`` (default 128 MiB, incompressible). Ratios are printed; run with ``-s``.
 
-Measured 2026-12-07 (2 cores, TCG-free host side): plain 0.15-0.19 s, of which 0.12 s waiting for the
+Measured 2026-12-07 on this 2-core machine: plain 0.15-0.19 s, of which 0.12 s waiting for the
 first byte (the test server reads the whole file first) and ~0.07 s transfer (~1.8 GB/s on loopback);
 verified fetch 0.33-0.36 s: 1.95-2.15x. Where the time goes: trust keyring 0.035 s and metadata and
 signature requests ~0.01 s before the big GET, then SHA-256 of 128 MiB, 0.094 s (OpenSSL with SHA-NI,
