@@ -8,7 +8,14 @@ Targets (issue 11, item 18), each against a baseline measured in the same run, i
 
 Every run is its own process started from a small launcher (see benchlib), so each figure, peak RSS
 included, belongs to that command alone. Bytecode is cached (in a temporary prefix, written by the
-warm-up run) as it is for an installed package, even when ``PYTHONDONTWRITEBYTECODE`` is set.
+warm-up run) as it is for an installed package, even when ``PYTHONDONTWRITEBYTECODE`` is set. Before
+each customize or cp run the last output is removed, synced and left 2.5 s to settle: on this VM a run
+that reuses memory freed just before (not yet reported to the host) is up to 3x faster than one after a
+pause, so back-to-back runs measured the order of the commands more than the commands.
+
+Measured 2026-12-07 on this 2-core machine: back to back ratio 0.97 (pairwise 0.71..1.38); settled
+0.91 and 0.95 (pairwise 0.82..1.13; both sides ~1.6-2.2 s, paying the host's faults for fresh memory);
+start-up cost 45 ms cpu.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import json
 import os
 import statistics
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -35,8 +43,12 @@ def _env(pycache: Path) -> dict[str, str]:
 
 
 def _run(argv: list[str], env: dict[str, str], before: Path | None = None) -> Measured:
+    """``before``: the output of the last such run, removed (untimed) and its writeback and freed memory
+    given time to settle, so that no run pays for another's (see test_bench_download's ``prepare``)."""
     if before is not None:
         before.unlink(missing_ok=True)
+        os.sync()
+        time.sleep(2.5)
     return measure(argv, env=env)
 
 
