@@ -352,7 +352,8 @@ class _CountingStore(LocalStore):
 
     def __init__(self, root: Path, delay: float = 0.0) -> None:
         super().__init__(root)
-        self.delay, self.gets = delay, list[tuple[int, int | None]]()
+        self.delay = delay
+        self.gets: list[tuple[int, int | None]] = []
 
     def read_to(self, key: str, out: Any, *, offset: int = 0, end: int | None = None, **kw: Any) -> None:
         self.gets.append((offset, end))

@@ -130,7 +130,7 @@ class _RangeWriter:
         """Write what of ``view`` belongs to this piece; how many bytes that was."""
         first = self.pos == self.start
         view = view[: self.end - self.pos]
-        done = 0
+        mine = len(view)
         while view:
             try:
                 n = os.pwrite(self.fd, view, self.pos)
@@ -141,11 +141,10 @@ class _RangeWriter:
             self.hasher.inline(self.pos, view[:n])
             view = view[n:]
             self.pos += n
-            done += n
             self.progress.advance(self.k, self.pos, n)
         if first or self.pos >= self.end:
             self.progress.milestone()
-        return done
+        return mine
 
 
 class _Pieces:

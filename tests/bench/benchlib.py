@@ -10,9 +10,11 @@ counted from the launcher's own small footprint (about 10 MiB), not from pytest'
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +32,16 @@ with open(report, "w") as f:
     json.dump({"seconds": seconds, "cpu_seconds": usage.ru_utime + usage.ru_stime,
                "peak_kib": usage.ru_maxrss, "returncode": code}, f)
 """
+
+
+def settle() -> None:
+    """Before a timed run, after the last run's output was removed: its writeback done and its memory
+    settled. On a VM with free page reporting (virtio-balloon, as here) the kernel hands freed memory back
+    to the host 2 s after it was freed, and whoever touches it next pays the host's faults (up to 3x the
+    system time); waiting that out gives every run the same memory state, so a run is not fast or slow
+    by what ran just before it."""
+    os.sync()
+    time.sleep(2.5)
 
 
 @dataclass(frozen=True)

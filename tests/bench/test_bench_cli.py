@@ -24,11 +24,10 @@ import json
 import os
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from benchlib import Measured, measure
+from benchlib import Measured, measure, settle
 from test_bench_iso import DATA_MIB, FIXTURE, _make_iso
 
 pytestmark = pytest.mark.bench
@@ -47,8 +46,7 @@ def _run(argv: list[str], env: dict[str, str], before: Path | None = None) -> Me
     given time to settle, so that no run pays for another's (see test_bench_download's ``prepare``)."""
     if before is not None:
         before.unlink(missing_ok=True)
-        os.sync()
-        time.sleep(2.5)
+        settle()
     return measure(argv, env=env)
 
 

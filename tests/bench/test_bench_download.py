@@ -26,6 +26,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import s3server as s3fixtures  # noqa: E402
+from benchlib import settle  # noqa: E402
 from publish_testlib import ROOT, ensure_builds, fake_build  # noqa: E402
 from s3server import S3Server  # noqa: E402
 
@@ -111,12 +112,7 @@ def test_bench_download_vs_rclone(env: S3Server, tmp_path: Path) -> None:
 
     def prepare() -> None:
         shutil.rmtree(work, ignore_errors=True)
-        os.sync()
-        # On a VM with free page reporting (virtio-balloon, as here) the kernel hands freed memory back
-        # to the host 2 s after it was freed, and whoever touches it next pays the host's faults (up to
-        # 3x the system time). Waiting that out gives every run the same memory state; without it a run
-        # is fast or slow depending on what ran just before it.
-        time.sleep(2.5)
+        settle()
 
     def baseline() -> None:
         subprocess.run([rclone, "--config", str(conf), "copy", f"s:{bucket}/{f.key}", str(work / "rclone")],

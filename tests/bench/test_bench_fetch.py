@@ -37,6 +37,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from benchlib import settle
 
 from coreos_infra import gpg
 from coreos_infra.fetch import FetchOptions, fetch_artifacts
@@ -97,8 +98,7 @@ def _interleaved_min(
     for _ in range(rounds):
         for i, fn in enumerate(fns):
             prepare()
-            os.sync()
-            time.sleep(2.5)
+            settle()
             start = time.perf_counter()
             fn()
             best[i] = min(best[i], time.perf_counter() - start)
