@@ -17,11 +17,13 @@ import fnmatch
 import gzip
 import io
 import lzma
+import re
 import stat
+import struct
 import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any, Protocol
 
 from coreos_infra import xz
 from coreos_infra.errors import CoreosInfraError
@@ -30,6 +32,13 @@ NEWC_MAGIC = b"070701"
 NEWC_CRC_MAGIC = b"070702"
 TRAILER = "TRAILER!!!"
 HEADER_LEN = 110
+_FIELDS = struct.Struct(">13I")
+
+
+class Readable(Protocol):
+    """What the reader needs of its input: an open binary file, or anything with ``read``."""
+
+    def read(self, size: int = ..., /) -> bytes: ...
 
 
 class CpioError(CoreosInfraError):
@@ -148,7 +157,7 @@ DECODE_SIZE = 128 << 10  # compressed bytes given to a decoder at a time (bounds
 class _Raw:
     """The input file, read in pieces, with push-back (a decoder returns what follows its archive)."""
 
-    def __init__(self, f: BinaryIO) -> None:
+    def __init__(self, f: Readable) -> None:
         self.f = f
         self.buf = memoryview(b"")
         self.pos = 0  # offset in the file of the next byte returned
@@ -239,16 +248,27 @@ class _Reader:
         return data
 
     def skip(self, n: int) -> bool:
-        """Drop ``n`` bytes without keeping them (an FCOS initramfs holds ~250 MB of unwanted bodies)."""
-        while n:
-            have = len(self.buf) - self.at
-            if have == 0 and not self._fill(1):
+        """Drop ``n`` bytes without keeping them (an FCOS initramfs holds ~250 MB of unwanted bodies).
+
+        Pieces wholly inside the skipped bytes are dropped as they come, never copied into the buffer."""
+        have = len(self.buf) - self.at
+        if n <= have:
+            self.at += n
+            self.pos += n
+            return True
+        self.pos += have
+        n -= have
+        while True:
+            piece = self.source.piece()
+            if not piece:
+                self.buf, self.at = bytearray(), 0
                 return False
-            step = min(n, len(self.buf) - self.at)
-            self.at += step
-            self.pos += step
-            n -= step
-        return True
+            if len(piece) > n:
+                self.buf, self.at = bytearray(piece[n:]), 0
+                self.pos += n
+                return True
+            n -= len(piece)
+            self.pos += len(piece)
 
     def skip_zeros(self) -> None:
         while self._fill(1):
@@ -289,9 +309,9 @@ def _parse_newc(r: _Reader, want: Callable[[str, int], bool] | None = None) -> l
             raise CpioError("truncated cpio archive (no TRAILER!!!)")
         if head[:6] not in (NEWC_MAGIC, NEWC_CRC_MAGIC):
             raise CpioError(f"not a newc cpio archive at offset {pos} (magic {head[:6]!r})")
-        try:
-            f = [int(head[6 + 8 * i : 14 + 8 * i], 16) for i in range(13)]
-        except ValueError as e:
+        try:  # 13 big-endian hex fields (either case); fromhex skips blanks, so the length is checked
+            f = _FIELDS.unpack(bytes.fromhex(head[6:].decode("ascii")))
+        except (ValueError, struct.error) as e:
             raise CpioError(f"bad cpio header at offset {pos}") from e
         mode, uid, gid, nlink, mtime, size, rmaj, rmin, namesize = (
             f[1], f[2], f[3], f[4], f[5], f[6], f[9], f[10], f[11])  # fmt: skip
@@ -318,13 +338,15 @@ def _parse_newc(r: _Reader, want: Callable[[str, int], bool] | None = None) -> l
 
 def safe_member_name(name: str) -> str:
     """Normalize a member name (drop ``./`` and empty components); refuse absolute and ``..`` names."""
+    if "//" not in name and "/." not in name and not name.startswith((".", "/")) and not name.endswith("/"):
+        return name  # no empty, "." or ".." component: already normal (most names of an initramfs)
     parts = [p for p in name.split("/") if p not in ("", ".")]
     if name.startswith("/") or any(p == ".." for p in parts):
         raise CpioError(f"refusing archive member that escapes the archive root: {name!r}")
     return "/".join(parts)
 
 
-def read_archives(data: bytes | BinaryIO, want: Callable[[str, int], bool] | None = None) -> list[Entry]:
+def read_archives(data: bytes | Readable, want: Callable[[str, int], bool] | None = None) -> list[Entry]:
     """Every entry of every archive in a concatenated initrd (bytes or a file), in order.
 
     ``want(name, mode)`` False leaves that entry's ``data`` empty (it is not copied). A file is read in
@@ -357,26 +379,29 @@ def read_archives(data: bytes | BinaryIO, want: Callable[[str, int], bool] | Non
         # the decoder returned what follows its archive to ``raw``
 
 
-def read_initrd(data: bytes | BinaryIO, pattern: str | Sequence[str] = "*") -> dict[str, bytes]:
+def read_initrd(data: bytes | Readable, pattern: str | Sequence[str] = "*") -> dict[str, bytes]:
     """Regular files of a concatenated initrd (bytes or a file) whose (normalized) name matches ``pattern``
     (or any of them).
 
     Later copies of a path win, as in the kernel. Every regular file's name is checked, matching or not.
     """
     patterns = [pattern] if isinstance(pattern, str) else list(pattern)
+    matches = re.compile("|".join(fnmatch.translate(p) for p in patterns)).match
+    wanted: dict[str, str] = {}  # member name -> normalized name, for the regular files that match
 
     def want(name: str, mode: int) -> bool:
         if not stat.S_ISREG(mode):
             return False
         norm = safe_member_name(name)
-        return any(fnmatch.fnmatchcase(norm, p) for p in patterns)
+        if matches(norm):
+            wanted[name] = norm
+            return True
+        return False
 
     files: dict[str, bytes] = {}
     for e in read_archives(data, want):
-        if stat.S_ISREG(e.mode):
-            name = safe_member_name(e.name)
-            if any(fnmatch.fnmatchcase(name, p) for p in patterns):
-                files[name] = e.data
+        if e.name in wanted and stat.S_ISREG(e.mode):
+            files[wanted[e.name]] = e.data
     return files
 
 

@@ -238,6 +238,38 @@ class EarlyWriteback:
         self.close()
 
 
+@contextlib.contextmanager
+def copying_meanwhile(src: Path, opened: BinaryIO, dst: BinaryIO) -> Iterator[None]:
+    """:func:`copy_file_fast` of ``src`` to ``dst`` in a thread while the block runs (the kernel copies
+    while Python works on the input); its error, if any, is raised when the block ends.
+
+    ``src`` is opened again (the copy must not move ``opened``'s file position) and must be the file
+    ``opened`` is, else the input changed meanwhile. ``dst`` is left alone until the block ends.
+    """
+    errors: list[BaseException] = []
+    copy = open(src, "rb")  # noqa: SIM115 - closed by the thread
+    first, again = os.fstat(opened.fileno()), os.fstat(copy.fileno())
+    if (first.st_dev, first.st_ino) != (again.st_dev, again.st_ino):
+        copy.close()
+        raise CoreosInfraError(f"{src}: changed while it was being read")
+
+    def work() -> None:
+        try:
+            with copy:
+                copy_file_fast(copy, dst)
+        except BaseException as e:  # raised in the caller's thread
+            errors.append(e)
+
+    thread = threading.Thread(target=work, name="copy-meanwhile", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        thread.join()
+    if errors:
+        raise errors[0]
+
+
 def copy_file_fast(src: BinaryIO, dst: BinaryIO) -> None:
     """Copy all of ``src`` to ``dst`` with copy_file_range (reflink or in-kernel copy) when possible.
 

@@ -7,6 +7,8 @@ import lzma
 
 import pytest
 import zstandard
+from hypothesis import given
+from hypothesis import strategies as st
 
 from coreos_infra import cpio
 from coreos_infra.cpio import CpioError, Entry, gzip_newc, read_archives, read_initrd, write_newc
@@ -55,3 +57,31 @@ def test_garbage_inside_a_compressed_archive() -> None:
     payload = write_newc([Entry.file("a", b"1")]) + b"\0\0\0\0\x1f\x8bjunk"  # not a cpio archive
     with pytest.raises(CpioError, match="trailing garbage inside compressed archive"):
         read_archives(io.BytesIO(lzma.compress(payload, format=lzma.FORMAT_XZ)))
+
+
+def _normalized_the_long_way(name: str) -> str:
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if name.startswith("/") or ".." in parts:
+        raise CpioError("escapes")
+    return "/".join(parts)
+
+
+@given(st.text(alphabet="a./", max_size=12))
+def test_member_names_normalize_as_the_long_way_does(name: str) -> None:
+    """The shortcut for names that are already normal gives what splitting every name gives."""
+    try:
+        expected = _normalized_the_long_way(name)
+    except CpioError:
+        with pytest.raises(CpioError, match="escapes the archive root"):
+            cpio.safe_member_name(name)
+    else:
+        assert cpio.safe_member_name(name) == expected
+
+
+def test_header_fields_are_hex_in_either_case_and_nothing_else() -> None:
+    entry = write_newc([Entry.file("etc/x.conf", b"x=1\n")])
+    upper = entry[:6] + entry[6:110].upper() + entry[110:]  # GNU cpio writes upper-case hex
+    assert read_initrd(upper) == {"etc/x.conf": b"x=1\n"}
+    blank = entry[:14] + b"0000  a4" + entry[22:]  # blanks inside the mode field (fromhex skips them)
+    with pytest.raises(CpioError, match="bad cpio header at offset 0"):
+        read_archives(blank)

@@ -603,7 +603,7 @@ def test_corrupt_embed_area_is_reported(iso_copy) -> None:  # type: ignore[no-un
 def test_stream_encoder_matches_per_block_encoder() -> None:
     """The liblzma stream encoder with full flushes gives the bytes of cpio.initrd_to_bytes."""
     from coreos_infra import cpio
-    from coreos_infra.live.iso import xzencoder
+    from coreos_infra.live import xzencoder
 
     rng = __import__("random").Random(5)
     cases = [
@@ -622,6 +622,21 @@ def test_stream_encoder_matches_per_block_encoder() -> None:
         assert fast == cpio.initrd_to_bytes(files)
         assert xzencoder.encode_initrd(files) == fast
         assert lzma.decompress(fast) == archive
+
+
+def test_encoder_set_up_ahead_gives_the_same_bytes() -> None:
+    """pxe customize sets the encoder up in a thread while it reads its input: same bytes; an encoder left
+    unused (an error came first) frees itself and its thread ends."""
+    from coreos_infra import cpio
+    from coreos_infra.live import xzencoder
+
+    files = {"config.ign": b"{}", "etc/coreos-firstboot-network/a.nmconnection": b"[connection]\n"}
+    with xzencoder.InitrdEncoder() as encoder:
+        assert encoder.encode(files) == cpio.initrd_to_bytes(files)
+    with xzencoder.InitrdEncoder() as unused:
+        pass
+    unused._thread.join(timeout=60)
+    assert not unused._thread.is_alive()
 
 
 def test_bad_features_json(iso_copy) -> None:  # type: ignore[no-untyped-def]

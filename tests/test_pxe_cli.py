@@ -124,3 +124,28 @@ def test_bundle_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert (tmp_path / "out" / "meta.json").exists()
     assert cli.main([*argv, "--base-url", "ftp://x"]) == 1
     assert "base_url" in capsys.readouterr().err
+
+
+def test_customize_reads_a_pipe_once(tmp_path: Path) -> None:
+    """An input that cannot be read twice (a pipe) is copied as it is read, to a file or to stdout: the
+    same bytes as from a regular file."""
+    import os
+    import subprocess
+    import sys
+
+    src = tmp_path / "initramfs.img"
+    src.write_bytes(fcos_like_initramfs())
+    args = ["pxe", "customize", "--dest-device", "/dev/vda"]
+    assert cli.main([*args, "-o", str(tmp_path / "from-file.img"), str(src)]) == 0
+    expected = (tmp_path / "from-file.img").read_bytes()
+    assert expected.startswith(src.read_bytes()) and len(expected) > src.stat().st_size
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    run = [sys.executable, "-m", "coreos_infra", *args]
+    for output in (["-o", str(tmp_path / "from-pipe.img")], ["-o", "-"]):
+        with open(src, "rb") as f:
+            cat = subprocess.Popen(["cat"], stdin=f, stdout=subprocess.PIPE)
+            r = subprocess.run([*run, *output, "/dev/stdin"], stdin=cat.stdout, capture_output=True, env=env)
+            cat.wait()
+        assert r.returncode == 0, r.stderr.decode()
+        got = r.stdout if output[1] == "-" else (tmp_path / "from-pipe.img").read_bytes()
+        assert got == expected

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +42,29 @@ def settle() -> None:
     by what ran just before it."""
     os.sync()
     time.sleep(2.5)
+
+
+def interleaved_min(
+    fns: list[Callable[[], None]], prepare: Callable[[], None], rounds: int = 5
+) -> list[float]:
+    """Best time of each function over ``rounds`` rounds that run them in turn.
+
+    On a shared machine other jobs only ever add time, and taking turns gives both sides the same load:
+    the minimum of interleaved runs is the fairest estimate of each operation's own cost. Before each run
+    (untimed) ``prepare`` removes every earlier output, then a ``sync`` and a 2.5 s pause: on a VM whose
+    balloon reports freed memory to the host (2 s after it is freed), a run that touches such pages pays
+    the host's faults, so a run that freed its own last output just before writing a new one (reusing
+    pages not yet reported) was faster than one writing to a fresh place.
+    """
+    best = [float("inf")] * len(fns)
+    for _ in range(rounds):
+        for i, fn in enumerate(fns):
+            prepare()
+            settle()
+            start = time.perf_counter()
+            fn()
+            best[i] = min(best[i], time.perf_counter() - start)
+    return best
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from benchlib import settle
+from benchlib import interleaved_min
 
 from coreos_infra import gpg
 from coreos_infra.fetch import FetchOptions, fetch_artifacts
@@ -80,29 +80,6 @@ def _server_process(root: Path) -> Iterator[str]:
         finally:
             proc.stdin.close()
             proc.wait(timeout=30)
-
-
-def _interleaved_min(
-    fns: list[Callable[[], None]], prepare: Callable[[], None], rounds: int = 5
-) -> list[float]:
-    """Best time of each function over ``rounds`` rounds that run them in turn.
-
-    On a shared machine other jobs only ever add time, and taking turns gives both sides the same load:
-    the minimum of interleaved runs is the fairest estimate of each operation's own cost. Before each run
-    (untimed) ``prepare`` removes every earlier output, then a ``sync`` and a 2.5 s pause: on a VM whose
-    balloon reports freed memory to the host (2 s after it is freed), a run that touches such pages pays
-    the host's faults, so a run that freed its own last output just before writing a new one (reusing
-    pages not yet reported) was faster than one writing to a fresh place.
-    """
-    best = [float("inf")] * len(fns)
-    for _ in range(rounds):
-        for i, fn in enumerate(fns):
-            prepare()
-            settle()
-            start = time.perf_counter()
-            fn()
-            best[i] = min(best[i], time.perf_counter() - start)
-    return best
 
 
 def test_bench_fetch(tmp_path: Path) -> None:
@@ -155,7 +132,7 @@ def test_bench_fetch(tmp_path: Path) -> None:
             plain()
             gpg.verify_detached(tmp_path / "plain", (sig / "big.iso.sig").read_bytes(), keyring)
 
-        t_plain, t_cold, t_two = _interleaved_min([plain, cold, two_pass], prepare)
+        t_plain, t_cold, t_two = interleaved_min([plain, cold, two_pass], prepare)
         t_hit_big = _median(hit("metal"), runs=5)
         t_hit_small = _median(hit("qemu"), runs=5)
     print(

@@ -16,7 +16,7 @@ from typing import BinaryIO
 
 from coreos_infra import cpio
 from coreos_infra.errors import CoreosInfraError
-from coreos_infra.live.iso import xzencoder
+from coreos_infra.live import xzencoder
 from coreos_infra.live.iso.iso9660 import IsoFs
 
 IGNINFO_JSON = "COREOS/IGNINFO.JSO"

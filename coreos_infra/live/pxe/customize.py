@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from coreos_infra.cpio import initrd_to_bytes
+from coreos_infra.cpio import Readable
 from coreos_infra.errors import CoreosInfraError, InputError, Location
-from coreos_infra.fsutil import CHUNK, atomic_output, copy_file_fast
+from coreos_infra.fsutil import CHUNK, atomic_output, copying_meanwhile
 from coreos_infra.live.customize import (
     CustomizeError,
     CustomizeOptions,
@@ -35,6 +36,7 @@ from coreos_infra.live.pxe.wrap import (
     NETWORK_GLOB,
     read_members,
 )
+from coreos_infra.live.xzencoder import InitrdEncoder, encode_initrd
 
 KARGS_NOTICE = (
     "PXE configuration must include kernel arguments:\n\tignition.firstboot ignition.platform.id=metal"
@@ -56,10 +58,10 @@ class PxeCustomization:
 
 
 def plan_customization(
-    initramfs: bytes | BinaryIO, opts: CustomizeOptions, *, source: str
+    initramfs: bytes | Readable, opts: CustomizeOptions, *, source: str, encoder: InitrdEncoder | None = None
 ) -> PxeCustomization:
     """Check ``initramfs`` (bytes or a file, read as a stream) is a pristine CoreOS live initramfs and build
-    the archive for ``opts``."""
+    the archive for ``opts`` (with ``encoder`` if given: one set up while the input was read)."""
     members = read_members(
         initramfs, [LIVE_STAMP_PATH, FEATURES_PATH, IGNITION_PATH, NETWORK_GLOB], source=source
     )
@@ -74,7 +76,8 @@ def plan_customization(
     notices = [*result.warnings, *result.messages]
     if result.live_config is not None:
         notices.append(KARGS_NOTICE)
-    return PxeCustomization(initrd_to_bytes(result.initrd), result, tuple(notices))
+    archive = encoder.encode(result.initrd) if encoder else encode_initrd(result.initrd)
+    return PxeCustomization(archive, result, tuple(notices))
 
 
 def customize_initramfs_bytes(
@@ -100,26 +103,54 @@ def customize_initramfs(
         src = open(initramfs, "rb")  # noqa: SIM115
     except OSError as e:
         raise InputError(f"opening initramfs: {e.strerror}", Location(file=str(initramfs))) from e
-    with src:
-        size = os.fstat(src.fileno()).st_size
-        # One streaming pass reads the archives (the big zstd one is decompressed in pieces, its bodies
-        # skipped); the output is then the input's bytes copied untouched plus the appended archive.
-        try:
-            plan = plan_customization(src, opts, source=str(initramfs))
-        except OSError as e:
-            raise InputError(f"reading initramfs: {e.strerror}", Location(file=str(initramfs))) from e
-        src.seek(0)
+    with src, InitrdEncoder() as encoder:
+        st = os.fstat(src.fileno())
         if output is None:
             out = stdout if stdout is not None else sys.stdout.buffer
-            shutil.copyfileobj(src, out, CHUNK)
+            if stat.S_ISREG(st.st_mode):
+                plan = _read_and_plan(src, initramfs, opts, encoder)
+                src.seek(0)
+                shutil.copyfileobj(src, out, CHUNK)
+            else:  # a pipe is read once: what is read is written on
+                plan = _read_and_plan(_Tee(src, out), initramfs, opts, encoder)
             out.write(plan.archive)
             out.flush()
             return plan
         with atomic_output(output, overwrite=overwrite, parents=False, durable=durable) as f:
-            # the verbatim copy goes through copy_file_range (reflink where possible), not through Python
-            copy_file_fast(src, f)
+            if not stat.S_ISREG(st.st_mode):
+                plan = _read_and_plan(_Tee(src, f), initramfs, opts, encoder)
+                f.write(plan.archive)
+                return plan
+            # The verbatim copy goes through copy_file_range (reflink where possible), not through
+            # Python, while the input is read: three things at once, the kernel copying, Python reading
+            # the archives and the encoder's setup.
+            with copying_meanwhile(initramfs, src, f):
+                plan = _read_and_plan(src, initramfs, opts, encoder)
             f.seek(0, os.SEEK_END)
-            if f.tell() != size:
+            if f.tell() != st.st_size:
                 raise CoreosInfraError(f"{initramfs}: changed while it was being read")
             f.write(plan.archive)
     return plan
+
+
+class _Tee:
+    """A stream input that writes on every byte read from it (an input that cannot be read twice)."""
+
+    def __init__(self, src: BinaryIO, out: BinaryIO) -> None:
+        self.src, self.out = src, out
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.src.read(n)
+        self.out.write(data)
+        return data
+
+
+def _read_and_plan(
+    src: Readable, initramfs: Path, opts: CustomizeOptions, encoder: InitrdEncoder
+) -> PxeCustomization:
+    """One streaming pass over the archives (the big zstd one decompressed in pieces, its bodies skipped)
+    while ``encoder`` is being set up in its thread."""
+    try:
+        return plan_customization(src, opts, source=str(initramfs), encoder=encoder)
+    except OSError as e:
+        raise InputError(f"reading initramfs: {e.strerror}", Location(file=str(initramfs))) from e

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import BinaryIO
 
-from coreos_infra.cpio import CpioError, initrd_to_bytes_one_block, read_initrd
+from coreos_infra.cpio import CpioError, Readable, initrd_to_bytes_one_block, read_initrd
 from coreos_infra.errors import CoreosInfraError, InputError, Location
 from coreos_infra.fsutil import write_atomic
 
@@ -28,7 +27,7 @@ class InitrdContentError(CoreosInfraError):
     """The initrd does not hold what was asked for."""
 
 
-def read_members(data: bytes | BinaryIO, patterns: Iterable[str], *, source: str) -> dict[str, bytes]:
+def read_members(data: bytes | Readable, patterns: Iterable[str], *, source: str) -> dict[str, bytes]:
     """Regular files of the (concatenated) initrd ``data`` (bytes or a file) matching any of ``patterns``;
     last copy wins.
 

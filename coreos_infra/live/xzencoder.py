@@ -19,13 +19,14 @@ import contextlib
 import ctypes
 import logging
 import lzma
+import queue
 import signal
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from coreos_infra import cpio
 
-LOG = logging.getLogger("coreos_infra.live.iso.xzencoder")
+LOG = logging.getLogger("coreos_infra.live.xzencoder")
 
 LZMA_OK, LZMA_STREAM_END = 0, 1
 LZMA_FULL_FLUSH, LZMA_FINISH = 2, 3
@@ -149,7 +150,7 @@ def compress_with_flushes(pieces: Sequence[bytes]) -> bytes | None:
     cannot be propagated (ctypes drops the exception and returns NULL) and crashed the process.
     """
     with _interrupts_deferred():
-        return _compress_with_flushes(pieces)
+        return _compress_with_flushes(lambda: pieces)
 
 
 @contextlib.contextmanager
@@ -176,7 +177,9 @@ def _interrupts_deferred() -> Iterator[None]:
             signal.raise_signal(signum)
 
 
-def _compress_with_flushes(pieces: Sequence[bytes]) -> bytes | None:
+def _compress_with_flushes(pieces: Callable[[], Sequence[bytes] | None]) -> bytes | None:
+    """Set the encoder up (zeroing its 64 MiB hash table is most of the cost), then encode what
+    ``pieces()`` gives once it is ready (None: nothing to encode)."""
     loaded = _load()
     if loaded is None:
         return None
@@ -190,7 +193,10 @@ def _compress_with_flushes(pieces: Sequence[bytes]) -> bytes | None:
     out = bytearray()
     outbuf = ctypes.create_string_buffer(1 << 16)
     try:
-        steps = [(p, LZMA_FULL_FLUSH) for p in pieces[:-1]] + [(pieces[-1] if pieces else b"", LZMA_FINISH)]
+        todo = pieces()
+        if todo is None:
+            return None
+        steps = [(p, LZMA_FULL_FLUSH) for p in todo[:-1]] + [(todo[-1] if todo else b"", LZMA_FINISH)]
         for data, action in steps:
             inbuf = ctypes.create_string_buffer(data, len(data))
             stream.next_in = ctypes.addressof(inbuf)
@@ -233,7 +239,11 @@ def flush_pieces(archive: bytes) -> list[bytes]:
 def encode_initrd(files: Mapping[str, bytes]) -> bytes:
     """Same bytes as :func:`coreos_infra.cpio.initrd_to_bytes`, usually several times faster."""
     archive = cpio.initrd_cpio(files)
-    fast = compress_with_flushes(flush_pieces(archive))
+    return _checked(compress_with_flushes(flush_pieces(archive)), archive, files)
+
+
+def _checked(fast: bytes | None, archive: bytes, files: Mapping[str, bytes]) -> bytes:
+    """``fast`` if it decodes to ``archive``, else the per-block encoder's bytes for ``files``."""
     if fast is not None:
         try:
             if lzma.decompress(fast, format=lzma.FORMAT_XZ) == archive:
@@ -242,3 +252,31 @@ def encode_initrd(files: Mapping[str, bytes]) -> bytes:
             pass
         LOG.debug("liblzma stream encoder output did not verify; using the per-block encoder")
     return cpio.initrd_to_bytes(files)
+
+
+class InitrdEncoder:
+    """:func:`encode_initrd` with the encoder set up ahead, in a thread, while the caller does other work
+    (``pxe customize`` reads its input meanwhile): its setup is the expensive part, and the archive's
+    content is known only later. liblzma calls back into Python only in that thread, where no signal
+    handler runs, so nothing needs deferring. Use as a context manager; :meth:`encode` at most once."""
+
+    def __init__(self) -> None:
+        self._pieces: queue.SimpleQueue[Sequence[bytes] | None] = queue.SimpleQueue()
+        self._out: bytes | None = None
+        self._thread = threading.Thread(target=self._work, name="xz-initrd-encoder", daemon=True)
+        self._thread.start()
+
+    def _work(self) -> None:
+        self._out = _compress_with_flushes(self._pieces.get)
+
+    def encode(self, files: Mapping[str, bytes]) -> bytes:
+        archive = cpio.initrd_cpio(files)
+        self._pieces.put(flush_pieces(archive))
+        self._thread.join()
+        return _checked(self._out, archive, files)
+
+    def __enter__(self) -> InitrdEncoder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._pieces.put(None)  # unused (an error came first): the thread frees the encoder and ends
