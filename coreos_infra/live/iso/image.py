@@ -11,7 +11,7 @@ identical bytes:
 - ``output="-"``: streamed to stdout (sendfile where possible) with the areas substituted on the fly.
 
 Memory use is bounded by the embed areas (≤ 256 KiB each) and the xz encoder, never by the ISO size.
-The xz encoding of the Ignition area (:mod:`coreos_infra.live.iso.xzencoder`, tens of milliseconds) can be
+The xz encoding of the Ignition area (:mod:`coreos_infra.live.xzencoder`, tens of milliseconds) can be
 deferred to :meth:`LiveIso.save` (``set_initrd(..., background=True)``), where with ``-o`` it runs while
 another thread copies the ISO in the kernel (copy_file_range releases the GIL).
 """
