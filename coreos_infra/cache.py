@@ -29,7 +29,7 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,7 @@ from coreos_infra.compressed import check_compressed
 from coreos_infra.errors import VerificationError
 from coreos_infra.fsutil import boot_id, sha256_file, write_atomic
 from coreos_infra.stream import ArtifactRef, StreamError
-from coreos_infra.transport import FetchOptions, NotFound, Observer, download, read_url
+from coreos_infra.transport import FetchOptions, NotFound, download, read_url
 
 LOG = logging.getLogger("coreos_infra.fetch")
 MAX_SIGNATURE_BYTES = 1 << 20
@@ -143,26 +143,62 @@ def _missing_signature(ref: ArtifactRef) -> VerificationError:
     )
 
 
+class _VerifierOnResponse:
+    """The signature check of a download, set up once the server has answered (``on_response`` of
+    :func:`coreos_infra.transport.download`): the trusted keyring may still be being built meanwhile.
+    Then the right verifier for it is chosen (:func:`coreos_infra.gpg.stream_verifier`), before any byte
+    arrives, so nothing is read twice."""
+
+    def __init__(self, signature: bytes, keyring: Callable[[], gpg.Keyring], *, what: str) -> None:
+        self.signature, self.keyring, self.name = signature, keyring, what
+        self.inner: gpg.Verifier | None = None
+
+    def prepare(self) -> None:
+        self.inner = gpg.stream_verifier(self.signature, self.keyring(), what=self.name)
+
+    def _ready(self) -> gpg.Verifier:
+        assert self.inner is not None, "prepare() runs before the first byte"
+        return self.inner
+
+    def shares_sha256(self) -> bool:
+        return isinstance(self.inner, gpg.DigestStreamVerifier) and self.inner.shares_sha256()
+
+    def adopt_sha256(self, hasher: Any) -> None:
+        self._ready().adopt_sha256(hasher)  # type: ignore[union-attr]
+
+    def update(self, data: bytes) -> None:
+        self._ready().update(data)
+
+    def restart(self) -> None:
+        if self.inner is not None:
+            self.inner.restart()
+
+    def finish(self) -> gpg.SignatureCheck:
+        return self._ready().finish()
+
+    def close(self) -> None:
+        if self.inner is not None:
+            self.inner.close()
+
+
 def _download_verified(
     ref: ArtifactRef,
     digest: str,
     tmp: Path,
     signature: bytes | None,
-    keyring: gpg.Keyring,
+    keyring: Callable[[], gpg.Keyring],
     options: FetchOptions,
     durable: bool,
 ) -> gpg.SignatureCheck | None:
     """Download ``ref`` to ``tmp``, checking its SHA-256 and signature as the bytes stream."""
     with contextlib.ExitStack() as stack:
-        observers: list[Observer] = []
-        verifier: gpg.Verifier | None = None
-        if signature is not None:
-            verifier = gpg.stream_verifier(signature, keyring, what=ref.name)
+        verifier = None if signature is None else _VerifierOnResponse(signature, keyring, what=ref.name)
+        if verifier is not None:
             stack.callback(verifier.close)
-            observers.append(verifier)
         LOG.info("downloading %s", ref.location)
         got = download(ref.location, tmp, expected_size=ref.size, options=options, description=ref.name,
-                       observers=observers, durable=durable)  # fmt: skip
+                       observers=[verifier] if verifier else [], durable=durable,
+                       on_response=verifier.prepare if verifier else None)  # fmt: skip
         if got != digest:
             raise VerificationError(
                 f"{ref.name}: SHA-256 mismatch: downloaded {tmp.stat().st_size} bytes hashing to {got}, "
@@ -174,10 +210,16 @@ def _download_verified(
         return verifier.finish()
 
 
-def ensure_artifact(ref: ArtifactRef, *, cache: ArtifactCache, keyring: gpg.Keyring, insecure: bool = False,
+def ensure_artifact(ref: ArtifactRef, *, cache: ArtifactCache,
+                    keyring: gpg.Keyring | Callable[[], gpg.Keyring], insecure: bool = False,
                     options: FetchOptions | None = None) -> Path:  # fmt: skip
-    """Return the verified cached file for ``ref``, downloading and verifying it first if needed."""
+    """Return the verified cached file for ``ref``, downloading and verifying it first if needed.
+
+    ``keyring`` may be a function that gives it (one being built in a thread): it is asked for only
+    when needed, for a download once the server has answered.
+    """
     options = options or FetchOptions()
+    trusted = keyring if callable(keyring) else lambda: keyring
     if not ref.sha256:
         raise StreamError(f"{ref.name}: the metadata gives no sha256 for {ref.location}; cannot verify it")
     digest = ref.sha256.lower()
@@ -193,7 +235,7 @@ def ensure_artifact(ref: ArtifactRef, *, cache: ArtifactCache, keyring: gpg.Keyr
                 raise VerificationError(f"{ref.name}: metadata size {ref.size} != cached {record['size']}")
             sig_path = cache.signature(digest)
             signed_by = record.get("signed_by")
-            if signed_by and sig_path.exists() and signed_by in keyring.fingerprints:
+            if signed_by and sig_path.exists() and signed_by in trusted().fingerprints:
                 LOG.debug("cache hit: %s", ref.name)
                 return blob
             # Cached unsigned, or signed by a key this keyring does not trust (a mirror that re-signed
@@ -204,7 +246,7 @@ def ensure_artifact(ref: ArtifactRef, *, cache: ArtifactCache, keyring: gpg.Keyr
             signature = _fetch_signature(ref, options)
             if signature is None:
                 raise _missing_signature(ref)
-            check = gpg.verify_detached(blob, signature, keyring, what=ref.name)
+            check = gpg.verify_detached(blob, signature, trusted(), what=ref.name)
             write_atomic(sig_path, signature, durable=cache.durable)
             _write_record(cache, digest, ref, check)
             return blob
@@ -218,7 +260,7 @@ def ensure_artifact(ref: ArtifactRef, *, cache: ArtifactCache, keyring: gpg.Keyr
         os.close(fd)
         tmp = Path(tmp_name)
         try:
-            verified = _download_verified(ref, digest, tmp, signature, keyring, options, cache.durable)
+            verified = _download_verified(ref, digest, tmp, signature, trusted, options, cache.durable)
             # The signature first: only data from a trusted signer is fed to a decompressor.
             check_compressed(tmp, name=ref.name, uncompressed_sha256=ref.uncompressed_sha256,
                              deep=options.check_uncompressed)  # fmt: skip

@@ -29,7 +29,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -230,10 +230,9 @@ class _Digests:
     """
 
     def __init__(self, observers: Sequence[Observer]) -> None:
-        # an observer that hashes with SHA-256 only (a SHA-256 signature) gets a copy of our state at the
-        # end instead of every chunk: one hashing pass for the file's digest and its signature
-        self.sharing = [o for o in observers if getattr(o, "shares_sha256", lambda: False)()]
-        self.observers = [o for o in observers if o not in self.sharing]
+        self.given = list(observers)
+        self.sharing: list[Observer] = []
+        self.observers: list[Observer] | None = None  # decided at the first byte (see _split)
         self.hasher = hashlib.sha256()
         self.error: BaseException | None = None
         self._bufs = [memoryview(bytearray(CHUNK)) for _ in range(2)]
@@ -245,6 +244,16 @@ class _Digests:
         self._thread = threading.Thread(target=self._run, name="download-digests", daemon=True)
         self._thread.start()
 
+    def _split(self) -> list[Observer]:
+        """Which observers get every chunk. One that hashes with SHA-256 only (a SHA-256 signature) gets a
+        copy of our state at the end instead: one hashing pass for the file's digest and its signature.
+        Asked at the first byte, not before: an observer may only know once the response has arrived
+        (see ``on_response`` of :func:`download`)."""
+        if self.observers is None:
+            self.sharing = [o for o in self.given if getattr(o, "shares_sha256", lambda: False)()]
+            self.observers = [o for o in self.given if o not in self.sharing]
+        return self.observers
+
     def _run(self) -> None:
         while (item := self._queue.get()) is not None:
             i, n = item
@@ -252,7 +261,7 @@ class _Digests:
                 if self.error is None:
                     chunk = self._bufs[i][:n]
                     self.hasher.update(chunk)
-                    for observer in self.observers:
+                    for observer in self.observers or ():
                         observer.update(bytes(chunk))  # an observer may keep what it gets (gpgv's feeder)
             except BaseException as e:  # re-raised by the receiving thread
                 self.error = e
@@ -271,6 +280,7 @@ class _Digests:
 
     def feed(self, n: int) -> None:
         """Hash the first ``n`` bytes of the buffer :meth:`buffer` gave last."""
+        self._split()
         self._free[self._turn].clear()
         self._queue.put((self._turn, n))
         self._turn ^= 1
@@ -284,11 +294,12 @@ class _Digests:
         """Forget every byte so far (the download starts over from its first byte)."""
         self._drain()
         self.hasher = hashlib.sha256()
-        for observer in (*self.observers, *self.sharing):
+        for observer in self.given:
             observer.restart()
 
     def hexdigest(self) -> str:
         self._drain()
+        self._split()
         for observer in self.sharing:
             observer.adopt_sha256(self.hasher.copy())  # type: ignore[attr-defined]
         return self.hasher.hexdigest()
@@ -300,10 +311,13 @@ class _Digests:
 
 def download(url: str, dest: Path, *, expected_size: int | None = None, options: FetchOptions | None = None,
              description: str | None = None, observers: Sequence[Observer] = (),
-             durable: bool = True) -> str:  # fmt: skip
+             durable: bool = True, on_response: Callable[[], None] | None = None) -> str:  # fmt: skip
     """Download ``url`` to ``dest`` (overwritten), resuming with Range after failures; return its SHA-256.
 
     Every byte written to ``dest`` is also given to each of ``observers``, once, in file order.
+    ``on_response`` runs once, when the first response has arrived and before its body is read: work
+    that the body needs but not the request (a trusted keyring being built) can finish while the server
+    answers, and its error still comes before any byte is downloaded.
     ``durable``: ``dest`` is on disk (fsync) before this returns; False leaves it to the page cache (the
     artifact cache re-hashes its files after a reboot instead).
     """
@@ -329,6 +343,9 @@ def download(url: str, dest: Path, *, expected_size: int | None = None, options:
             resp: _Response | None = None
             try:
                 resp = _open(url, offset=have, if_range=validator, timeout=options.timeout)
+                if on_response is not None:
+                    on_response()
+                    on_response = None
                 if have and resp.status == 200:
                     LOG.warning("%s: server restarted the download from the beginning", url)
                     start_over()

@@ -9,6 +9,7 @@ import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fetch_testlib import (
@@ -214,6 +215,49 @@ def test_observers_get_every_byte_once_in_order(server: MirrorServer, tmp_path: 
     assert got == hashlib.sha256(data).hexdigest()
     assert observer.restarts == 1 and b"".join(observer.kept) == data
     assert (tmp_path / "big.bin").read_bytes() == data
+
+
+class _LateObserver:
+    """Knows only once the response has arrived whether it shares the download's SHA-256."""
+
+    def __init__(self, dest: Path) -> None:
+        self.dest = dest
+        self.calls: list[int] = []  # size of the file when on_response ran
+        self.ready = False
+        self.updates = 0
+        self.adopted: str | None = None
+
+    def on_response(self) -> None:
+        self.calls.append(self.dest.stat().st_size)
+        self.ready = True
+
+    def shares_sha256(self) -> bool:
+        return self.ready
+
+    def adopt_sha256(self, hasher: Any) -> None:
+        self.adopted = hasher.hexdigest()
+
+    def update(self, data: bytes) -> None:
+        self.updates += 1
+
+    def restart(self) -> None:
+        pass
+
+
+def test_on_response_runs_once_before_the_first_byte(server: MirrorServer, tmp_path: Path) -> None:
+    """What the body needs but the request does not (the keyring) is finished while the server answers:
+    the hook runs once, before any byte is written, even when the download resumes, and whether an
+    observer shares the SHA-256 is asked after it."""
+    data = pseudo_random(3 * CHUNK + 5, 3)
+    (server.root / "big.bin").write_bytes(data)
+    server.behaviour.drop_after["/big.bin"] = CHUNK + 10  # then resumed with a Range request
+    late = _LateObserver(tmp_path / "big.bin")
+    got = download(f"{server.url}/big.bin", late.dest, observers=[late], options=OPTS, durable=False,
+                   on_response=late.on_response)  # fmt: skip
+    assert got == hashlib.sha256(data).hexdigest()
+    assert late.calls == [0]
+    assert late.updates == 0 and late.adopted == got
+    assert len(server.requests_for("/big.bin")) == 2
 
 
 def test_restart_when_server_refuses_to_resume(

@@ -7,13 +7,17 @@ import json
 import logging
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fetch_testlib import STREAM, MirrorFixture, MirrorServer, build_mirror, copy_mirror, serve
 
+import coreos_infra.fetch as fetch_module
 from coreos_infra import gpg
+from coreos_infra.errors import CoreosInfraError
 from coreos_infra.fetch import FetchedArtifacts, FetchError, FetchOptions, fetch_artifacts
 
 OPTS = FetchOptions(timeout=5, retries=1, backoff=0.01, max_backoff=0.05)
@@ -208,3 +212,48 @@ def test_a_new_boot_rehashes_once_and_downloads_are_not_fsynced(
     synced.clear()
     fetch(server.url, tmp_path / "cache2", mirror)
     assert len(synced) > downloads_synced
+
+
+def test_the_download_starts_while_the_keyring_is_built(
+    mirror: MirrorFixture, server: MirrorServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Building the trusted keyring (three GnuPG calls) overlaps the metadata and the big GET: the server
+    sees that GET while the keyring is still being built."""
+    seen: list[int] = []
+    real = fetch_module.trusted_keyring
+
+    def slow_keyring(*args: Any, **kwargs: Any) -> gpg.Keyring:
+        deadline = time.monotonic() + 20
+        while not file_requests(server, mirror) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        seen.append(file_requests(server, mirror))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(fetch_module, "trusted_keyring", slow_keyring)
+    got = fetch(server.url, tmp_path / "cache", mirror)
+    assert seen == [1]
+    assert sha256_of(got.files["disk"]) == got.artifacts["disk"].sha256
+    assert (
+        json.loads(got.files["disk"].with_name(got.files["disk"].name + ".json").read_text())["signed_by"]
+        == mirror.key.fingerprint
+    )
+
+
+def test_a_broken_keyring_fails_before_any_byte_is_downloaded(
+    mirror: MirrorFixture, server: MirrorServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = tmp_path / "cache"
+    written: list[int] = []
+
+    def broken_keyring(*args: Any, **kwargs: Any) -> gpg.Keyring:
+        deadline = time.monotonic() + 20
+        while not file_requests(server, mirror) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        written.extend(p.stat().st_size for p in (cache / "tmp").glob("*.part"))
+        raise CoreosInfraError("keys.asc: not an OpenPGP key")
+
+    monkeypatch.setattr(fetch_module, "trusted_keyring", broken_keyring)
+    with pytest.raises(CoreosInfraError, match="keys.asc: not an OpenPGP key"):
+        fetch(server.url, cache, mirror)
+    assert written == [0]  # the download's file existed, empty: its body was not read yet
+    assert not list((cache / "tmp").iterdir()) and not list((cache / "sha256").iterdir())
