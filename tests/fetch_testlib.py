@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import BinaryIO
 
 from coreos_infra import gpg
 from coreos_infra.stream import ArtifactFile, artifact_filename, write_mirror
@@ -44,6 +45,7 @@ class Behaviour:
     stall: dict[str, float] = field(default_factory=dict)  # path -> seconds to sleep before the body (once)
     fake_length: dict[str, int] = field(default_factory=dict)  # path -> Content-Length to announce
     ignore_range: bool = False
+    rate: float | None = None  # bytes per second every body is paced to (a link slower than loopback)
 
 
 class MirrorServer:
@@ -121,7 +123,10 @@ class MirrorServer:
                     self.close_connection = True
                     return
                 with contextlib.suppress(OSError):
-                    self.wfile.write(body)
+                    if b.rate:
+                        _paced(self.wfile, body, b.rate)
+                    else:
+                        self.wfile.write(body)
                 if fake is not None:
                     self.close_connection = True
 
@@ -149,6 +154,16 @@ class MirrorServer:
         self.httpd.shutdown()
         self.httpd.server_close()
         self.thread.join(timeout=10)
+
+
+def _paced(out: BinaryIO, body: bytes, rate: float) -> None:
+    """Write ``body`` no faster than ``rate`` bytes per second."""
+    view, step, start = memoryview(body), 256 << 10, time.monotonic()
+    for at in range(0, len(view), step):
+        out.write(view[at : at + step])
+        ahead = start + (at + step) / rate - time.monotonic()
+        if ahead > 0:
+            time.sleep(ahead)
 
 
 @contextlib.contextmanager
