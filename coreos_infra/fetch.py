@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from coreos_infra import gpg
+from coreos_infra.background import Background
 from coreos_infra.cache import MAX_SIGNATURE_BYTES, ArtifactCache, ensure_artifact
 from coreos_infra.compressed import DEEP_CHECK_LIMIT, check_compressed, check_xz_framing, compression_of
 from coreos_infra.fsutil import write_atomic
@@ -38,8 +38,6 @@ from coreos_infra.stream import (
     write_mirror,
 )
 from coreos_infra.transport import FetchError, FetchOptions, NotFound, download, read_url
-
-T = TypeVar("T")
 
 __all__ = [
     "DEEP_CHECK_LIMIT",
@@ -133,42 +131,13 @@ def fetch_artifacts(*, base_url: str = DEFAULT_BASE_URL, stream: str, arch: str,
     cache.root.mkdir(parents=True, exist_ok=True)
     # The keyring (three GnuPG calls) is built while the metadata is read and the download's server
     # answers; it is first needed for a cache hit's signer, or just before a download's first byte.
-    with _Background(lambda: trusted_keyring(keyring, bundled_keys=bundled_keys)) as trusted:
+    with Background(lambda: trusted_keyring(keyring, bundled_keys=bundled_keys)) as trusted:
         resolved, refs = _resolve(base, stream, arch, platform, fmt, release, cache, options)
         files = {
             role: ensure_artifact(ref, cache=cache, keyring=trusted, insecure=insecure, options=options)
             for role, ref in refs.items()
         }
     return FetchedArtifacts(resolved, files, refs, stream, arch, platform, fmt)
-
-
-class _Background(Generic[T]):
-    """``work()`` run in a thread; calling the object waits for its result (or raises its error)."""
-
-    def __init__(self, work: Callable[[], T]) -> None:
-        self._result: list[T] = []
-        self._error: list[BaseException] = []
-
-        def run() -> None:
-            try:
-                self._result.append(work())
-            except BaseException as e:  # raised in the caller's thread
-                self._error.append(e)
-
-        self._thread = threading.Thread(target=run, name="background", daemon=True)
-        self._thread.start()
-
-    def __call__(self) -> T:
-        self._thread.join()
-        if self._error:
-            raise self._error[0]
-        return self._result[0]
-
-    def __enter__(self) -> _Background[T]:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._thread.join()  # nothing outlives the call
 
 
 @dataclass(frozen=True)

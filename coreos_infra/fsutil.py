@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from coreos_infra.background import Background
 from coreos_infra.errors import CoreosInfraError, WriteError
 
 CHUNK = 1 << 20
@@ -246,28 +247,19 @@ def copying_meanwhile(src: Path, opened: BinaryIO, dst: BinaryIO) -> Iterator[No
     ``src`` is opened again (the copy must not move ``opened``'s file position) and must be the file
     ``opened`` is, else the input changed meanwhile. ``dst`` is left alone until the block ends.
     """
-    errors: list[BaseException] = []
-    copy = open(src, "rb")  # noqa: SIM115 - closed by the thread
+    copy = open(src, "rb")  # noqa: SIM115 - closed by the copy
     first, again = os.fstat(opened.fileno()), os.fstat(copy.fileno())
     if (first.st_dev, first.st_ino) != (again.st_dev, again.st_ino):
         copy.close()
         raise CoreosInfraError(f"{src}: changed while it was being read")
 
     def work() -> None:
-        try:
-            with copy:
-                copy_file_fast(copy, dst)
-        except BaseException as e:  # raised in the caller's thread
-            errors.append(e)
+        with copy:
+            copy_file_fast(copy, dst)
 
-    thread = threading.Thread(target=work, name="copy-meanwhile", daemon=True)
-    thread.start()
-    try:
+    with Background(work) as copied:
         yield
-    finally:
-        thread.join()
-    if errors:
-        raise errors[0]
+    copied()
 
 
 def copy_file_fast(src: BinaryIO, dst: BinaryIO) -> None:
