@@ -40,13 +40,13 @@ import os
 import re
 import stat
 import tempfile
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from coreos_infra import gpg
+from coreos_infra.background import Background
 from coreos_infra.errors import CoreosInfraError, VerificationError
 from coreos_infra.fsutil import CHUNK, boot_id, write_atomic
 from coreos_infra.publish import index as idx
@@ -259,34 +259,6 @@ def _reuse(path: Path, f: FileEntry, signature: bytes | None, keyring: gpg.Keyri
     return True
 
 
-class _Gate:
-    """A check running in the background (the SHA256SUMS signature); :meth:`wait` re-raises its error."""
-
-    def __init__(self, job: Callable[[], None] | None) -> None:
-        self.error: BaseException | None = None
-        self.passed = job is None
-        self._thread: threading.Thread | None = None
-        if job is not None:
-            self._thread = threading.Thread(target=self._run, args=(job,), daemon=True)
-            self._thread.start()
-
-    def _run(self, job: Callable[[], None]) -> None:
-        try:
-            job()
-            self.passed = True
-        except BaseException as e:  # re-raised by wait()
-            self.error = e
-
-    def join(self) -> None:
-        if self._thread is not None:
-            self._thread.join()
-
-    def wait(self) -> None:
-        self.join()
-        if self.error is not None:
-            raise self.error
-
-
 def _with_keyring(keyring: Path | None, fn: Callable[[gpg.Keyring | None], None]) -> None:
     with trusted_keyring(keyring) as trusted:
         fn(trusted)
@@ -356,12 +328,14 @@ def _sums(store: Store, b: Build, wanted: list[FileEntry], signed: bool) -> _Sum
 
 
 def _get_file(store: Store, f: FileEntry, dest: Path, sig: bytes | None, trusted: gpg.Keyring | None, *,
-              mode: int, show_progress: bool, gate: _Gate, result: Downloaded) -> None:  # fmt: skip
+              mode: int, show_progress: bool, gate: Callable[[], None],
+              result: Downloaded) -> None:  # fmt: skip
     """One file into ``result``: kept if already there and verified, else downloaded (once more from
-    byte 0 when a partial file from an earlier run turns out to be what was wrong)."""
+    byte 0 when a partial file from an earlier run turns out to be what was wrong). ``gate()`` waits for
+    the SHA256SUMS check and raises its error: nothing is kept before it passed."""
     final = dest / f.name
     if _reuse(final, f, sig, trusted):
-        gate.wait()
+        gate()
         os.chmod(final, mode)
         result.reused.append(f.name)
         result.files[f.name] = final
@@ -372,7 +346,7 @@ def _get_file(store: Store, f: FileEntry, dest: Path, sig: bytes | None, trusted
 
     def fetch() -> Path:
         return fetch_file(store, f, dest, signature=sig, keyring=trusted, mode=mode,
-                          show_progress=show_progress, before_rename=gate.wait,
+                          show_progress=show_progress, before_rename=gate,
                           on_resume=resumed)  # fmt: skip
 
     try:
@@ -380,7 +354,7 @@ def _get_file(store: Store, f: FileEntry, dest: Path, sig: bytes | None, trusted
     except VerificationError as e:
         if f.name not in result.resumed:
             raise
-        gate.wait()  # a SHA256SUMS that does not verify is the error to report
+        gate()  # a SHA256SUMS that does not verify is the error to report
         LOG.warning("%s: %s; downloading it again from the start", f.name, e.message)
         del result.resumed[f.name]
         result.files[f.name] = fetch()
@@ -436,25 +410,24 @@ def download_build(
         if verify_each:  # the keyring is needed while downloading: build it and check SHA256SUMS first
             trusted = stack.enter_context(trusted_keyring(keyring))
             sums.verify(trusted, f"{b.sums}")
-            gate = _Gate(None)
+            gate = stack.enter_context(Background(lambda: None))
         else:  # the keyring and the SHA256SUMS signature are checked while the files download
             trusted = None
-            gate = _Gate(lambda: _with_keyring(keyring, lambda kr: sums.verify(kr, f"{b.sums}")))
+            gate = stack.enter_context(
+                Background(lambda: _with_keyring(keyring, lambda kr: sums.verify(kr, f"{b.sums}")))
+            )
         signatures: dict[str, bytes | None] = {}
         for f in wanted:
             if f.signature is None and result.signed:
                 raise VerificationError(f"{f.key}: the build is signed but this file has no signature")
             signatures[f.name] = _small(store, f.signature) if f.signature and trusted is not None else None
-        try:
-            for f in wanted:
-                sig = signatures[f.name]
-                _get_file(store, f, dest, sig, trusted, mode=mode, show_progress=show_progress, gate=gate,
-                          result=result)  # fmt: skip
-                if sig is not None:
-                    write_atomic(dest / layout.signature(f.name), sig, durable=durable)
-        finally:
-            gate.join()
-        gate.wait()
+        for f in wanted:
+            sig = signatures[f.name]
+            _get_file(store, f, dest, sig, trusted, mode=mode, show_progress=show_progress, gate=gate,
+                      result=result)  # fmt: skip
+            if sig is not None:
+                write_atomic(dest / layout.signature(f.name), sig, durable=durable)
+        gate()
         _write_extras(store, b, dest, sums, mode, durable)
     return result
 
